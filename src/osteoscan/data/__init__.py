@@ -1,0 +1,1 @@
+"""Data layer: records, decoding, pixel cache, transforms, splits, synthetic phantoms."""

@@ -1,0 +1,230 @@
+"""Read any supported image file into the one intensity contract every later step relies on.
+
+The contract: a 2-D ``float32`` array in ``[0, 1]``, one channel, displayed orientation
+(EXIF honoured), where larger means brighter as a radiologist would view it (bone bright).
+DICOM MONOCHROME1 is inverted, rescale slope/intercept and the VOI LUT or window are applied,
+and values are scaled by the true bit depth (8, 16 bit PNG; BitsStored for DICOM).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from osteoscan.errors import BadImageError
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+SUPPORTED_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES
+
+MIN_SIDE = 32
+DEFAULT_MAX_PIXELS = 80_000_000  # about 9000 x 9000; larger files are refused as decompression bombs
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file says about itself before and while decoding (used by the audit)."""
+
+    format: str
+    mode: str
+    bit_depth: int
+    width: int
+    height: int
+
+
+def is_supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_SUFFIXES or _has_dicom_magic(path)
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` to the intensity contract (see module docstring)."""
+    return read_image_with_info(path, max_pixels)[0]
+
+
+def read_image_with_info(
+    path: Path, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, ImageInfo]:
+    path = Path(path)
+    if not path.is_file():
+        raise BadImageError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise BadImageError(f"{path}: file is empty (0 bytes); re-export or remove it")
+    if path.suffix.lower() in DICOM_SUFFIXES or _has_dicom_magic(path):
+        pixels, info = _read_dicom(path, max_pixels)
+    elif path.suffix.lower() in RASTER_SUFFIXES:
+        pixels, info = _read_raster(path, max_pixels)
+    else:
+        raise BadImageError(
+            f"{path}: unsupported file type {path.suffix!r}; "
+            f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    if min(pixels.shape) < MIN_SIDE:
+        raise BadImageError(
+            f"{path}: image is only {pixels.shape[1]}x{pixels.shape[0]} px; "
+            f"at least {MIN_SIDE} px per side is needed"
+        )
+    if not np.isfinite(pixels).all():
+        raise BadImageError(f"{path}: image contains NaN or infinite values")
+    return pixels, info
+
+
+def _has_dicom_magic(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise BadImageError(
+            f"{path}: {width}x{height} px exceeds the limit of {max_pixels:,} pixels "
+            "(possible decompression bomb); downsize it or raise --max-pixels"
+        )
+
+
+def _read_raster(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                _check_size(path, img.width, img.height, max_pixels)
+                fmt = img.format or path.suffix.lstrip(".").upper()
+                mode = img.mode
+                if img.format == "JPEG" and mode in ("RGB", "YCbCr"):
+                    img.draft("L", None)  # decode luma only: same gray, a third of the work
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                pixels, bits = _to_gray(img)
+    except BadImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(
+            f"{path}: refused by Pillow's pixel limit ({exc}); possible decompression bomb; "
+            "downsize it"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise BadImageError(f"{path}: not a readable image ({exc}); re-export it as PNG") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(
+            f"{path}: image is corrupt or truncated ({exc}); re-export it or remove it"
+        ) from exc
+    info = ImageInfo(fmt, mode, bits, pixels.shape[1], pixels.shape[0])
+    return pixels, info
+
+
+def _to_gray(img: Image.Image) -> tuple[np.ndarray, int]:
+    """One channel in [0, 1], scaled by the mode's bit depth. Returns (pixels, bit_depth)."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(img, dtype=np.float32) / 65535.0, 16
+    if mode == "I":
+        arr = np.asarray(img, dtype=np.float32)
+        bits = 16 if arr.max(initial=0) > 255 else 8
+        return np.clip(arr / (2**bits - 1), 0.0, 1.0), bits
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        return _min_max(arr), 32
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    if mode != "L":
+        img = img.convert("RGB").convert("L")
+    return np.asarray(img, dtype=np.float32) / 255.0, 8
+
+
+def _min_max(arr: np.ndarray) -> np.ndarray:
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi <= lo:
+        return np.zeros_like(arr, dtype=np.float32)
+    return ((arr - lo) / (hi - lo)).astype(np.float32)
+
+
+def _read_dicom(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut
+
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
+        raise BadImageError(f"{path}: not a readable DICOM file ({exc})") from exc
+    if "PixelData" not in ds:
+        raise BadImageError(f"{path}: DICOM file has no pixel data")
+    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+    _check_size(path, cols, rows, max_pixels)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    try:
+        raw = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken pixel data
+        raise BadImageError(
+            f"{path}: cannot decode DICOM pixel data ({exc}); "
+            "compressed transfer syntaxes need pylibjpeg or gdcm installed"
+        ) from exc
+    if raw.ndim != 2:
+        raise BadImageError(
+            f"{path}: DICOM pixel data has shape {raw.shape}; only single-frame grayscale "
+            "images are supported"
+        )
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise BadImageError(
+            f"{path}: DICOM PhotometricInterpretation {photometric} is not grayscale"
+        )
+    values = apply_modality_lut(raw, ds).astype(np.float64)
+    if "VOILUTSequence" in ds:
+        pixels = _voi_lut(values, ds.VOILUTSequence[0])
+    elif "WindowCenter" in ds and "WindowWidth" in ds:
+        pixels = _window(values, _first(ds.WindowCenter), _first(ds.WindowWidth))
+    else:
+        pixels = _robust_range(values)
+    if photometric == "MONOCHROME1":
+        pixels = 1.0 - pixels
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
+    info = ImageInfo("DICOM", photometric, bits, int(raw.shape[1]), int(raw.shape[0]))
+    return pixels.astype(np.float32), info
+
+
+def _first(value) -> float:
+    """WindowCenter/Width may be multi-valued; the first pair is the default view."""
+    try:
+        return float(value[0])
+    except TypeError:
+        return float(value)
+
+
+def _window(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """The DICOM linear window (PS3.3 C.11.2.1.2) mapped to [0, 1]."""
+    width = max(width, 1.0)
+    return np.clip((values - (center - 0.5)) / (width - 1.0 if width > 1 else 1.0) + 0.5, 0, 1)
+
+
+def _voi_lut(values: np.ndarray, item) -> np.ndarray:
+    """The first VOI LUT (PS3.3 C.11.2.1.1) mapped to [0, 1] by its nominal bit depth.
+
+    Done here rather than by pydicom, whose lookup wraps indices above 255 for 8-bit LUTs.
+    """
+    entries, first_mapped, lut_bits = (int(v) for v in item.LUTDescriptor)
+    data = item.LUTData
+    if isinstance(data, bytes):  # OW: 16-bit little-endian words
+        lut = np.frombuffer(data, dtype="<u2").astype(np.float64)
+    else:
+        lut = np.asarray(data, dtype=np.float64).ravel()
+    index = np.clip(np.rint(values) - first_mapped, 0, (entries or 2**16) - 1).astype(np.int64)
+    return np.clip(lut[index] / float(2**lut_bits - 1), 0.0, 1.0)
+
+
+def _robust_range(values: np.ndarray) -> np.ndarray:
+    """No window given: scale by the image's own 0.5-99.5 percentiles."""
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    if hi <= lo:
+        return _min_max(values.astype(np.float32))
+    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)

@@ -1,0 +1,133 @@
+"""Decode once: images become fixed-size letterboxed arrays, cached in memory and on disk.
+
+Every epoch and every fold reads from the prepared array; a 2,660-px JPEG is decoded once per
+machine for a given preprocessing setting. The disk cache is keyed by the sha256 of the file's
+bytes plus the settings, so renaming a file keeps its cache entry and editing it does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image
+from osteoscan.errors import BadImageError
+
+log = logging.getLogger(__name__)
+
+CONTRACT_VERSION = 1  # bump when decoding or resizing changes, to invalidate disk caches
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("OSTEOSCAN_CACHE", Path.home() / ".cache" / "osteoscan")) / "pixels"
+
+
+def letterbox(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the longer side is ``size`` (antialiased), then pad with black to size x size.
+
+    The aspect ratio is kept: a narrow knee is padded, never stretched.
+    """
+    height, width = pixels.shape
+    scale = size / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    resized = Image.fromarray(pixels.astype(np.float32), mode="F").resize(
+        (new_w, new_h), Image.Resampling.BILINEAR
+    )
+    out = np.zeros((size, size), dtype=np.float32)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = np.clip(np.asarray(resized), 0.0, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class PreparedImages:
+    """Letterboxed pixels for the records that decoded, and the problems of those that did not.
+
+    ``pixels[i]`` belongs to ``indices[i]``, an index into the records passed to :func:`prepare`.
+    """
+
+    pixels: np.ndarray  # (N, size, size) float16 in [0, 1]
+    indices: list[int]
+    content_hashes: list[str]
+    problems: list[tuple[int, str]]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _prepare_one(args: tuple[int, str, int, str | None, int]) -> tuple[int, object, str]:
+    index, path_str, size, cache_dir, max_pixels = args
+    path = Path(path_str)
+    try:
+        sha = file_sha256(path)
+    except OSError as exc:
+        return index, f"{path}: cannot read file ({exc})", ""
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / sha[:2] / f"{sha}-s{size}-v{CONTRACT_VERSION}.npy"
+        if cache_file.is_file():
+            try:
+                return index, np.load(cache_file, allow_pickle=False), sha
+            except (OSError, ValueError):
+                log.warning("ignoring unreadable cache entry %s", cache_file)
+    try:
+        boxed = letterbox(read_image(path, max_pixels), size).astype(np.float16)
+    except BadImageError as exc:
+        return index, str(exc), sha
+    if cache_file is not None:
+        _atomic_save(cache_file, boxed)
+    return index, boxed, sha
+
+
+def _atomic_save(target: Path, array: np.ndarray) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, target)
+    except OSError as exc:
+        log.warning("could not write cache entry %s (%s)", target, exc)
+        Path(tmp).unlink(missing_ok=True)
+
+
+def prepare(
+    paths: Sequence[Path],
+    size: int,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> PreparedImages:
+    """Decode and letterbox every path once (in parallel), using and filling the disk cache."""
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    cache = str(cache_dir) if cache_dir is not None else None
+    jobs = [(i, str(p), size, cache, max_pixels) for i, p in enumerate(paths)]
+    if workers > 1 and len(jobs) >= 32:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_prepare_one, jobs, chunksize=8)
+    else:
+        results = [_prepare_one(job) for job in jobs]
+    pixels, indices, hashes, problems = [], [], [], []
+    for index, outcome, sha in sorted(results, key=lambda r: r[0]):
+        if isinstance(outcome, str):
+            problems.append((index, outcome))
+        else:
+            pixels.append(outcome)
+            indices.append(index)
+            hashes.append(sha)
+    stacked = np.stack(pixels) if pixels else np.zeros((0, size, size), dtype=np.float16)
+    return PreparedImages(stacked, indices, hashes, problems)

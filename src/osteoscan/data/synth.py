@@ -1,0 +1,314 @@
+"""Synthetic knee-radiograph phantoms: the built-in dataset behind ``make demo`` and the tests.
+
+These are SYNTHETIC PHANTOMS, NOT MEDICAL IMAGES. They exist so the whole pipeline can run with no
+patient data and no network. Each image is a drawn AP-view knee (soft tissue, distal femur with two
+condyles, proximal tibia, fibula head) whose bones carry the label signal: cortical rims thin and
+trabeculae thin out as the T-score falls. The signal is deliberately subtle and buried under
+nuisance variation that says nothing about the label (exposure, zoom, rotation, blur, noise, side
+markers), so a model can learn it without acing it, and cannot cheat on brightness or markers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from osteoscan.data.labels import ALL_CLASSES, who_class
+from osteoscan.errors import BadConfigError
+
+logger = logging.getLogger(__name__)
+
+PAIRED_FRACTION = 0.15  # share of patients with a second image (the other knee)
+README_TEXT = """SYNTHETIC PHANTOMS - NOT MEDICAL IMAGES.
+
+Every image here was drawn from random numbers by osteoscan.data.synth: a knee-radiograph-like
+phantom whose cortical thickness and trabecular density fall with a made-up T-score.
+No patient, scanner or real radiograph is involved. Use them to try the pipeline and in tests
+only; results on them say nothing about clinical performance.
+"""
+
+# Lead side markers as 5x4 bitmaps: bright letters that say which knee, never which class.
+_MARKERS = {"L": "1000 1000 1000 1000 1111", "R": "1110 1001 1110 1010 1001"}
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """One knee's geometry in anatomical units (an unzoomed image spans -1..1), defaults average.
+
+    Sampled per patient independently of the T-score, so bone size and density spread within a
+    class make the label signal subtle without being a shortcut.
+    """
+
+    mirrored: bool = False
+    femur_half: float = 0.42
+    tibia_half: float = 0.43
+    shaft_half: float = 0.17
+    condyle_height: float = 0.2
+    joint_gap: float = 0.05
+    tissue_half: float = 0.62
+    cortex_base: float = 0.022
+    trabecular_bias: float = 0.0
+    fibula: bool = True
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> Anatomy:
+        """A random knee; the spreads are about 5-15% of each size."""
+        return cls(
+            mirrored=bool(rng.random() < 0.5),
+            femur_half=rng.normal(cls.femur_half, 0.025),
+            tibia_half=rng.normal(cls.tibia_half, 0.025),
+            shaft_half=rng.normal(cls.shaft_half, 0.012),
+            condyle_height=rng.normal(cls.condyle_height, 0.02),
+            joint_gap=max(0.02, rng.normal(cls.joint_gap, 0.012)),
+            tissue_half=rng.normal(cls.tissue_half, 0.06),
+            cortex_base=rng.normal(cls.cortex_base, 0.003),
+            trabecular_bias=rng.normal(cls.trabecular_bias, 0.15),
+            fibula=bool(rng.random() < 0.85),
+        )
+
+    def other_knee(self, rng: np.random.Generator) -> Anatomy:
+        """The contralateral knee: mirrored, with every size a few percent different."""
+        jitter = {
+            name: getattr(self, name) * (1.0 + rng.normal(0.0, 0.02))
+            for name in ("femur_half", "tibia_half", "shaft_half", "joint_gap", "tissue_half")
+        }
+        return replace(self, mirrored=not self.mirrored, **jitter)
+
+
+def _sigmoid(z: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _inside(depth: np.ndarray, edge: float) -> np.ndarray:
+    """0 outside a shape, 1 inside, ramping over ``edge`` (about one pixel) for anti-aliasing."""
+    return np.clip(depth / edge + 0.5, 0.0, 1.0)
+
+
+def _ellipse_depth(
+    x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float
+) -> np.ndarray:
+    """Approximate distance inside an ellipse (negative outside); x is a row, y a column."""
+    return min(rx, ry) * (1.0 - np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2))
+
+
+def _trabecular_field(size: int, wavelength_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Band-passed noise with vertically elongated grains (load-bearing trabeculae), unit sd.
+
+    Made at half resolution and upsampled: the grains span several pixels, and it is 4x cheaper.
+    """
+    small, wavelength = (size + 1) // 2, wavelength_px / 2
+    fy = np.fft.fftfreq(small).astype(np.float32)[:, None] ** 2
+    fx = np.fft.rfftfreq(small).astype(np.float32)[None, :] ** 2
+    radius = np.sqrt(fx + fy)
+    band = np.exp(-(((radius - 1.0 / wavelength) * wavelength / 0.35) ** 2))
+    vertical_grain = 1.0 + 0.7 * (fx - fy) / np.maximum(fx + fy, 1e-12)
+    noise = rng.standard_normal((small, small), dtype=np.float32)
+    field = np.fft.irfft2(np.fft.rfft2(noise) * (band * vertical_grain), s=(small, small))
+    field = Image.fromarray((field / (field.std() + 1e-12)).astype(np.float32))
+    return np.asarray(field.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur through the FFT (scipy is not a dependency)."""
+    fy = np.fft.fftfreq(image.shape[0]).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(image.shape[1]).astype(np.float32)[None, :]
+    kernel = np.exp(-2.0 * (math.pi * sigma_px) ** 2 * (fx**2 + fy**2))
+    return np.fft.irfft2(np.fft.rfft2(image) * kernel, s=image.shape)
+
+
+def _bone(depth: np.ndarray, cortex: np.ndarray, trabeculae: np.ndarray, edge: float) -> np.ndarray:
+    """Attenuation of a bone: a dense cortical rim around a cancellous/medullary interior."""
+    inside = _inside(depth, edge)
+    marrow = _inside(depth - cortex, edge)
+    return (inside - marrow) + marrow * (0.3 + 0.45 * trabeculae)
+
+
+def _knee_attenuation(
+    t_score: float, a: Anatomy, size: int, pixels_per_unit: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Upright knee on a square canvas of ``size`` pixels, joint line at the centre row.
+
+    Shapes are in anatomical units (an unzoomed view spans -1..1); most terms depend on x or y
+    alone and stay 1-D until combined, which keeps rendering fast.
+    """
+    coords = (np.arange(size, dtype=np.float32) + 0.5 - size / 2) / pixels_per_unit
+    x, y = coords[None, :] * (-1.0 if a.mirrored else 1.0), coords[:, None]
+    ax, ay = np.abs(x), np.abs(y)
+    edge = 1.0 / pixels_per_unit
+
+    # The label signal: thinner cortex and sparser trabeculae at lower T-scores.
+    cortex = a.cortex_base * (1.0 + 0.055 * t_score) * (1.0 + 1.6 * _sigmoid((ay - 0.35) / 0.06))
+    field = _trabecular_field(size, 0.05 * pixels_per_unit, rng)
+    threshold = -0.1 - 0.08 * t_score + a.trabecular_bias
+    trabeculae = _sigmoid((field - threshold) / 0.3) * _sigmoid((0.4 - ay) / 0.06)
+
+    # Femur: shaft flaring into two elliptical condyles; tibia: shaft flaring into a plateau.
+    rx, ry = 0.55 * a.femur_half, a.condyle_height
+    condyle_y = -a.joint_gap / 2 - ry
+    metaphysis = a.shaft_half + (a.femur_half - a.shaft_half) * _sigmoid((y + 0.42) / 0.09)
+    condyles = np.maximum(
+        _ellipse_depth(x, y, 0.45 * a.femur_half, condyle_y, rx, ry),
+        _ellipse_depth(x, y, -0.45 * a.femur_half, condyle_y, rx, ry),
+    )
+    femur = np.maximum(np.minimum(metaphysis - ax, condyle_y - y), condyles)
+    v = x / a.tibia_half
+    spines = 0.035 * (np.exp(-(((v - 0.1) / 0.08) ** 2)) + np.exp(-(((v + 0.1) / 0.08) ** 2)))
+    plateau = a.joint_gap / 2 + 0.012 * np.cos(v * math.pi) ** 2 + 0.08 * v**8 - spines
+    flare = a.shaft_half + (a.tibia_half - a.shaft_half) * _sigmoid((0.3 - y) / 0.09)
+    tibia = np.minimum(y - plateau, flare - ax)
+
+    # Femur and tibia never touch (the joint space), so the deeper of the two is their union.
+    attenuation = _bone(np.maximum(femur, tibia), cortex, trabeculae, edge)
+    if a.fibula:
+        head = _ellipse_depth(x, y, 0.82 * a.tibia_half, 0.22, 0.09, 0.11)
+        shaft = np.where(y > 0.22, 0.05 - np.abs(x - 0.78 * a.tibia_half), -1.0)
+        attenuation += 0.8 * _bone(np.maximum(head, shaft), cortex * 0.8, trabeculae, edge)
+    attenuation += 0.25 * _inside(_ellipse_depth(x, y, 0.03, -0.15, 0.14, 0.17), 0.03)
+    tissue_width = a.tissue_half * (1.0 + 0.08 * np.exp(-((y / 0.3) ** 2)))
+    attenuation += 0.3 * _inside(tissue_width - ax, 0.04)
+    return attenuation.astype(np.float32)
+
+
+def render_phantom(
+    t_score: float,
+    rng: np.random.Generator,
+    image_size: int = 320,
+    anatomy: Anatomy | None = None,
+) -> np.ndarray:
+    """One phantom as a uint8 2-D array (H, W): bright bone on a dark background.
+
+    ``rng`` draws the pose, exposure and noise (and the anatomy when none is given); the number of
+    draws never depends on ``t_score``, so one rng state renders the same view at any T-score.
+    """
+    if anatomy is None:
+        anatomy = Anatomy.sample(rng)
+    zoom = rng.uniform(0.8, 1.2)
+    angle = math.radians(rng.uniform(-8.0, 8.0))
+    shift = rng.uniform(-0.08, 0.08, size=2) * image_size / 2
+
+    # Draw the knee upright on a larger canvas, then pose it on the detector (rotate + shift),
+    # the canvas margin covering the corners a rotated view would otherwise leave empty.
+    canvas = int(math.ceil(image_size * 1.22))
+    knee = _knee_attenuation(t_score, anatomy, canvas, zoom * image_size / 2, rng)
+    cos, sin, half = math.cos(angle), math.sin(angle), image_size / 2
+    cx, cy = half + shift[0], half + shift[1]
+    pose = (cos, sin, canvas / 2 - cos * cx - sin * cy, -sin, cos, canvas / 2 + sin * cx - cos * cy)
+    posed = Image.fromarray(knee).transform(
+        (image_size, image_size), Image.Transform.AFFINE, pose, Image.Resampling.BILINEAR
+    )
+    attenuation = np.asarray(posed, dtype=np.float32)
+
+    # Exposure and detector: saturating response, gain, offset, heel effect, markers, blur, noise.
+    image = 1.0 - np.exp(-rng.uniform(0.9, 1.5) * attenuation)
+    image = rng.uniform(0.02, 0.12) + rng.uniform(0.65, 1.0) * image
+    image *= 1.0 + rng.uniform(-0.12, 0.12) * np.linspace(-1.0, 1.0, image_size)[:, None]
+    if rng.random() < 0.3:
+        _stamp_marker(image, "L" if anatomy.mirrored else "R", rng)
+    image = np.clip(_blur(image, rng.uniform(0.3, 1.3) * image_size / 320), 0.0, 1.0)
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    image = image + rng.uniform(0.01, 0.035) * np.sqrt(image) * noise
+    image = np.clip(image, 0.0, 1.0) ** rng.uniform(0.75, 1.35)
+    return np.round(image * 255.0).astype(np.uint8)
+
+
+def _stamp_marker(image: np.ndarray, letter: str, rng: np.random.Generator) -> None:
+    """A bright lead letter on a grey plate in a random corner, in place."""
+    cell = max(1, image.shape[0] // 64)
+    bitmap = np.array([[int(bit) for bit in row] for row in _MARKERS[letter].split()])
+    glyph = np.kron(bitmap, np.ones((cell, cell)))
+    plate = np.full((glyph.shape[0] + 2 * cell, glyph.shape[1] + 2 * cell), 0.45)
+    plate[cell:-cell, cell:-cell] = np.maximum(0.45, glyph)
+    margin = 2 * cell
+    top = margin if rng.random() < 0.5 else image.shape[0] - margin - plate.shape[0]
+    left = margin if rng.random() < 0.5 else image.shape[1] - margin - plate.shape[1]
+    image[top : top + plate.shape[0], left : left + plate.shape[1]] = plate
+
+
+def _clipped_t_score(value: float) -> float:
+    """Rounded to the manifest's 2 decimals first, so the label is computed from what is stored."""
+    return round(float(np.clip(value, -5.0, 3.0)), 2)
+
+
+def _plan(n: int, rng: np.random.Generator) -> list[tuple[str, float, Anatomy]]:
+    """(patient_id, t_score, anatomy) for each of the n images, a patient's two knees adjacent.
+
+    T-scores mix healthy (~0) and osteoporotic (~-3) bone for roughly 40/20/40 % WHO classes.
+    The other knee's T-score differs a little but stays in the same WHO class.
+    """
+    plan: list[tuple[str, float, Anatomy]] = []
+    patients = 0
+    while len(plan) < n:
+        patients += 1
+        patient_id, anatomy = f"P{patients:04d}", Anatomy.sample(rng)
+        t_score = _clipped_t_score(rng.normal(0.0 if rng.random() < 0.45 else -3.0, 0.9))
+        plan.append((patient_id, t_score, anatomy))
+        if len(plan) < n and rng.random() < PAIRED_FRACTION:
+            other = _clipped_t_score(t_score + rng.normal(0.0, 0.15))
+            other = other if who_class(other) == who_class(t_score) else t_score
+            plan.append((patient_id, other, anatomy.other_knee(rng)))
+    return plan
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder, so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def make_synthetic_dataset(
+    out_dir: Path, n: int = 300, seed: int = 0, image_size: int = 320
+) -> Path:
+    """Write n phantom radiographs and a manifest; return the manifest path.
+
+    Layout: ``<class>/synth_0001.png`` per WHO class, ``README.txt``, and ``manifest.csv``
+    (``path,patient_id,t_score,label``), written last so its presence means the set is complete.
+    The same seed gives byte-identical files. Older ``synth_*.png`` files not in this set are
+    removed so that a folder scan sees exactly the manifest.
+    """
+    if n < 1:
+        raise BadConfigError(f"synthetic dataset size n={n}: use at least 1 image")
+    if image_size < 32:
+        raise BadConfigError(f"synthetic image_size={image_size}: use at least 32 pixels")
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index, (patient_id, t_score, anatomy) in enumerate(_plan(n, rng), start=1):
+        label = who_class(t_score)
+        relative = f"{label}/synth_{index:04d}.png"
+        image = render_phantom(t_score, rng, image_size, anatomy)
+        _write_atomic(out_dir / relative, _png_bytes(image))
+        rows.append((relative, patient_id, f"{t_score:.2f}", label))
+    _write_atomic(out_dir / "README.txt", README_TEXT.encode())
+
+    written = {row[0] for row in rows}
+    for label in ALL_CLASSES:
+        for stale in (out_dir / label).glob("synth_*.png"):
+            if f"{label}/{stale.name}" not in written:
+                stale.unlink()
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(("path", "patient_id", "t_score", "label"))
+    writer.writerows(rows)
+    manifest = out_dir / "manifest.csv"
+    _write_atomic(manifest, text.getvalue().encode())
+    logger.info(
+        "wrote %d synthetic phantoms of %d patients to %s", n, len({r[1] for r in rows}), out_dir
+    )
+    return manifest
