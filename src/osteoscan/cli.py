@@ -191,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--frozen-views",
         type=int,
-        default=4,
-        help="frozen mode: augmented views embedded per training image",
+        default=1,
+        help="frozen mode: views embedded once per training image (1: the image itself; "
+        "N: plus N-1 augmented views)",
     )
     p.add_argument(
         "--threshold",

@@ -18,7 +18,6 @@ def write_dicom(
     photometric: str = "MONOCHROME2",
     bits_stored: int | None = None,
     signed: bool = False,
-    preamble: bool = True,
     **attributes,
 ) -> Path:
     """An uncompressed single- or multi-frame DICOM file holding ``stored`` as its pixel data.
@@ -29,7 +28,7 @@ def write_dicom(
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128 if preamble else None)
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "CR"
@@ -49,7 +48,7 @@ def write_dicom(
     for keyword, value in attributes.items():
         setattr(ds, keyword, value)
     ds.PixelData = np.ascontiguousarray(stored).tobytes()
-    ds.save_as(path, enforce_file_format=preamble)
+    ds.save_as(path, enforce_file_format=True)
     return path
 
 

@@ -157,7 +157,9 @@ def test_manifest_with_label_and_t_score_keeps_the_given_label(images: Path) -> 
 
 
 def test_manifest_paths_are_relative_to_the_csv(images: Path, tmp_path: Path, monkeypatch):
-    csv_path = manifest(images.parent / "lists" / "train.csv", "path,label\n../images/a.png,normal\n")
+    csv_path = manifest(
+        images.parent / "lists" / "train.csv", "path,label\n../images/a.png,normal\n"
+    )
     monkeypatch.chdir(tmp_path)  # not the CSV's folder
     (record,) = load_dataset(csv_path).records
     assert record.path == images / "a.png"
@@ -262,5 +264,12 @@ def test_manifest_hash_of_csv_follows_labels_not_location(images: Path, tmp_path
     assert load_dataset(moved / "manifest.csv").manifest_hash() == original
     monkeypatch.chdir(moved.parent)
     assert load_dataset(Path(moved.name)).manifest_hash() == original  # relative path
-    manifest(moved / "manifest.csv", text.replace("-1.2", "-2.6"))
+    manifest(moved / "manifest.csv", text.replace("-1.2", "-2.6"))  # osteopenia -> osteoporosis
     assert load_dataset(moved / "manifest.csv").manifest_hash() != original
+    relabelled = "path,label,patient_id\nimages/a.png,normal,P1\nimages/b.png,normal,P2\n"
+    labelled = manifest(
+        moved / "manifest.csv", relabelled.replace("b.png,normal", "b.png,osteoporosis")
+    )
+    before = load_dataset(labelled).manifest_hash()
+    manifest(labelled, relabelled)
+    assert load_dataset(labelled).manifest_hash() != before

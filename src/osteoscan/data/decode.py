@@ -53,7 +53,7 @@ def read_image_with_info(
 ) -> tuple[np.ndarray, ImageInfo]:
     path = Path(path)
     if not path.is_file():
-        raise BadImageError(f"{path}: file not found")
+        raise BadImageError(f"{path}: file not found; check the path or remove the entry")
     if path.stat().st_size == 0:
         raise BadImageError(f"{path}: file is empty (0 bytes); re-export or remove it")
     if path.suffix.lower() in DICOM_SUFFIXES or _has_dicom_magic(path):

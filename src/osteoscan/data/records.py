@@ -153,9 +153,8 @@ def _read_manifest(csv_path: Path) -> Dataset:
     records, problems = [], []
     for line, row in enumerate(rows, start=2):
         if None in row:  # csv.DictReader files surplus fields under None
-            problems.append(
-                Problem(f"{csv_path}:{line}", "more fields than the header; quote paths with commas")
-            )
+            reason = "more fields than the header; quote paths that contain commas"
+            problems.append(Problem(f"{csv_path}:{line}", reason))
             continue
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         try:

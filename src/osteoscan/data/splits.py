@@ -79,7 +79,12 @@ def grouped_kfold(
             "add images or use fewer folds"
         )
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(targets)), targets, groups))
+    try:
+        return list(splitter.split(np.zeros(len(targets)), targets, groups))
+    except ValueError as exc:  # e.g. every class has fewer images than folds
+        raise BadManifestError(
+            f"cannot make {k} stratified folds ({exc}); add images or use fewer folds"
+        ) from exc
 
 
 def train_val_split(

@@ -29,7 +29,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
-    frozen_views: int = 4
+    frozen_views: int = 1
     precision: str = "auto"
     accelerator: str = "auto"
     devices: int | str = "auto"
