@@ -112,6 +112,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache_dir=args.cache_dir,
     )
+    for warning in outcome.warnings:
+        log.warning(warning)
     if args.json:
         print(json.dumps(outcome.result.to_dict(), indent=2))
     else:
@@ -261,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # Lightning's banners and tips are noise at the command line
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except OsteoscanError as exc:

@@ -29,6 +29,7 @@ from osteoscan.bundle import (
     staging_dir_for,
 )
 from osteoscan.data.pixels import CONTRACT_VERSION, PreparedImages, default_cache_dir, prepare
+from osteoscan.data.labels import Task
 from osteoscan.data.records import Dataset, ImageRecord, Problem, load_dataset
 from osteoscan.data.splits import plan_leakage_groups, train_val_split
 from osteoscan.data.transforms import Normalise
@@ -62,7 +63,8 @@ class TrainOutcome:
 class EvaluationOutcome:
     result: EvaluationResult
     skipped: list[Problem]
-    bundle_path: Path
+    bundle_path: Path | None
+    warnings: list[str] = field(default_factory=list)
 
 
 def versions() -> dict[str, str]:
@@ -73,7 +75,7 @@ def versions() -> dict[str, str]:
 
 def prepare_dataset(
     dataset: Dataset,
-    config_task,
+    task: Task,
     image_size: int,
     cache_dir: Path | None,
     strict: bool,
@@ -82,16 +84,16 @@ def prepare_dataset(
     problems = list(dataset.problems)
     if strict and problems:
         raise BadManifestError(f"{problems[0]} (--strict: fix or remove it)")
-    records, targets = dataset.for_task(config_task)
+    records, targets = dataset.for_task(task)
     prepared: PreparedImages = prepare([r.path for r in records], image_size, cache_dir)
     bad = [Problem(str(records[i].path), reason) for i, reason in prepared.problems]
     if strict and bad:
         raise BadImageError(f"{bad[0].reason} (--strict: fix or remove it)")
     kept = [records[i] for i in prepared.indices]
     kept_targets = np.asarray([targets[i] for i in prepared.indices], dtype=np.int64)
-    missing = set(range(len(config_task.class_names))) - set(kept_targets.tolist())
+    missing = set(range(len(task.class_names))) - set(kept_targets.tolist())
     if missing:
-        names = ", ".join(config_task.class_names[i] for i in sorted(missing))
+        names = ", ".join(task.class_names[i] for i in sorted(missing))
         raise BadManifestError(f"{dataset.source}: no readable images of class {names}")
     return PreparedSet(kept, kept_targets, prepared.pixels, problems + bad)
 
@@ -104,10 +106,14 @@ def train(
     Returns None on the non-zero ranks of a multi-process (DDP) run, which write nothing.
     """
     config = config or TrainConfig()
-    get_spec(config.model)  # fail fast on an unknown name, before any decoding
     if config.threshold != "youden" and not isinstance(config.threshold, float):
         raise BadConfigError(f"threshold {config.threshold!r} must be a number or 'youden'")
     L.seed_everything(config.seed, workers=True, verbose=False)
+    class_names = config.task.class_names
+    # the model first: a wrong name or missing weights fails before minutes of decoding
+    net, weights_source = build_model(
+        config.model, config.mode, len(class_names), config.weights_file, config.weights_sha256
+    )
     cache_dir = config.cache_dir or default_cache_dir()
     dataset = load_dataset(Path(data))
     prepared = prepare_dataset(dataset, config.task, config.image_size, cache_dir, config.strict)
@@ -123,11 +129,7 @@ def train(
     train_index, val_index = train_val_split(
         targets, plan.group_ids, config.val_fraction, config.seed
     )
-    class_names = config.task.class_names
 
-    net, weights_source = build_model(
-        config.model, config.mode, len(class_names), config.weights_file, config.weights_sha256
-    )
     spec = get_spec(config.model)
     out = Path(out)
     staging = staging_dir_for(out)

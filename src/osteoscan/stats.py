@@ -35,6 +35,41 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def bootstrap_cis(
+    statistics: Callable[..., dict[str, float]],
+    *arrays: np.ndarray,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    level: float = CI_LEVEL,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of every value ``statistics(*arrays)`` returns.
+
+    All statistics share the same resamples (rows drawn with replacement). Resamples where a
+    statistic is undefined (NaN, e.g. AUC with one class) are skipped for that statistic;
+    (nan, nan) when none gives a value.
+    """
+    n = len(arrays[0])
+    names = list(statistics(*arrays))
+    if n == 0:
+        return {name: (float("nan"), float("nan")) for name in names}
+    rng = np.random.default_rng(seed)
+    draws = np.full((n_boot, len(names)), np.nan)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        values = statistics(*(a[idx] for a in arrays))
+        draws[b] = [values[name] for name in names]
+    alpha = (1.0 - level) / 2.0
+    out = {}
+    for j, name in enumerate(names):
+        column = draws[:, j][~np.isnan(draws[:, j])]
+        if column.size == 0:
+            out[name] = (float("nan"), float("nan"))
+        else:
+            low, high = np.quantile(column, [alpha, 1.0 - alpha])
+            out[name] = (float(low), float(high))
+    return out
+
+
 def bootstrap_ci(
     statistic: Callable[..., float],
     *arrays: np.ndarray,
@@ -42,23 +77,7 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = CI_LEVEL,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic(*arrays)``, resampling rows with replacement.
-
-    Resamples where the statistic is undefined (NaN, e.g. AUC with one class) are skipped.
-    Returns (nan, nan) when no resample gives a value.
-    """
-    n = len(arrays[0])
-    if n == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, size=n)
-        value = statistic(*(a[idx] for a in arrays))
-        if not np.isnan(value):
-            values.append(value)
-    if not values:
-        return float("nan"), float("nan")
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    """Percentile bootstrap interval of one statistic (see :func:`bootstrap_cis`)."""
+    return bootstrap_cis(
+        lambda *a: {"value": statistic(*a)}, *arrays, n_boot=n_boot, seed=seed, level=level
+    )["value"]

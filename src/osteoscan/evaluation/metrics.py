@@ -7,12 +7,12 @@ and their macro averages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from osteoscan.stats import DEFAULT_BOOTSTRAP, bootstrap_ci, roc_auc
+from osteoscan.stats import DEFAULT_BOOTSTRAP, bootstrap_cis, roc_auc
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,11 @@ def _binary_point(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     tn = float(np.sum(~pred & ~y))
     fp = float(np.sum(pred & ~y))
     fn = float(np.sum(~pred & y))
-    precision = _ratio(tp, tp + fp)
-    sensitivity = _ratio(tp, tp + fn)
     return {
         "accuracy": _ratio(tp + tn, len(y)),
-        "sensitivity": sensitivity,
+        "sensitivity": _ratio(tp, tp + fn),
         "specificity": _ratio(tn, tn + fp),
-        "precision": precision,
+        "precision": _ratio(tp, tp + fp),
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
     }
 
@@ -94,10 +92,12 @@ def confusion(y: np.ndarray, pred: np.ndarray, num_classes: int) -> list[list[in
     return matrix.tolist()
 
 
-def _with_ci(
-    fn: Callable[..., float], arrays: Sequence[np.ndarray], n_boot: int, seed: int
-) -> MetricValue:
-    return MetricValue(fn(*arrays), bootstrap_ci(fn, *arrays, n_boot=n_boot, seed=seed))
+def _with_cis(
+    statistics: Callable[..., dict[str, float]], arrays: tuple, n_boot: int, seed: int
+) -> dict[str, MetricValue]:
+    point = statistics(*arrays)
+    cis = bootstrap_cis(statistics, *arrays, n_boot=n_boot, seed=seed)
+    return {name: MetricValue(value, cis[name]) for name, value in point.items()}
 
 
 def binary_metrics(
@@ -110,19 +110,17 @@ def binary_metrics(
 ) -> EvaluationResult:
     y = np.asarray(targets) == 1
     prob = np.asarray(prob_positive, dtype=np.float64)
-    metrics: dict[str, MetricValue] = {}
-    for name in ("accuracy", "sensitivity", "specificity", "precision", "f1"):
-        metrics[name] = _with_ci(
-            lambda yy, pp, key=name: _binary_point(yy, pp >= threshold)[key],
-            (y, prob),
-            n_boot,
-            seed,
-        )
-    metrics["roc_auc"] = _with_ci(roc_auc, (y, prob), n_boot, seed)
+
+    def statistics(yy: np.ndarray, pp: np.ndarray) -> dict[str, float]:
+        return _binary_point(yy, pp >= threshold) | {"roc_auc": roc_auc(yy, pp)}
+
+    metrics = _with_cis(statistics, (y, prob), n_boot, seed)
     pred = (prob >= threshold).astype(int)
-    return EvaluationResult(
-        metrics, confusion(y.astype(int), pred, 2), class_names, len(y), threshold
-    )
+    return EvaluationResult(metrics, confusion(y.astype(int), pred, 2), class_names, len(y), threshold)
+
+
+def _nanmean(values: list[float]) -> float:
+    return float("nan") if np.all(np.isnan(values)) else float(np.nanmean(values))
 
 
 def multiclass_metrics(
@@ -134,32 +132,21 @@ def multiclass_metrics(
 ) -> EvaluationResult:
     y = np.asarray(targets)
     probs = np.asarray(probs, dtype=np.float64)
-    k = probs.shape[1]
-    metrics: dict[str, MetricValue] = {
-        "accuracy": _with_ci(
-            lambda yy, pp: float(np.mean(pp.argmax(1) == yy)), (y, probs), n_boot, seed
-        )
-    }
-
-    def per_class(yy: np.ndarray, pp: np.ndarray, c: int, key: str) -> float:
-        if key == "roc_auc":
-            return roc_auc(yy == c, pp[:, c])
-        return _binary_point(yy == c, pp.argmax(1) == c)[key]
-
     keys = ("sensitivity", "specificity", "precision", "f1", "roc_auc")
-    for key in keys:
 
-        def macro(yy: np.ndarray, pp: np.ndarray, key: str = key) -> float:
-            values = [per_class(yy, pp, c, key) for c in range(k)]
-            return float(np.nanmean(values)) if not np.all(np.isnan(values)) else float("nan")
+    def statistics(yy: np.ndarray, pp: np.ndarray) -> dict[str, float]:
+        pred = pp.argmax(1)
+        per_class = {}
+        for c, name in enumerate(class_names):
+            values = _binary_point(yy == c, pred == c) | {"roc_auc": roc_auc(yy == c, pp[:, c])}
+            per_class |= {f"{key}_{name}": values[key] for key in keys}
+        macro = {f"macro_{key}": _nanmean([per_class[f"{key}_{n}"] for n in class_names])
+                 for key in keys}
+        return {"accuracy": float(np.mean(pred == yy))} | macro | per_class
 
-        metrics[f"macro_{key}"] = _with_ci(macro, (y, probs), n_boot, seed)
-    for c, name in enumerate(class_names):
-        for key in keys:
-            metrics[f"{key}_{name}"] = _with_ci(
-                lambda yy, pp, c=c, key=key: per_class(yy, pp, c, key), (y, probs), n_boot, seed
-            )
-    return EvaluationResult(metrics, confusion(y, probs.argmax(1), k), class_names, len(y), None)
+    metrics = _with_cis(statistics, (y, probs), n_boot, seed)
+    return EvaluationResult(metrics, confusion(y, probs.argmax(1), len(class_names)),
+                            class_names, len(y), None)
 
 
 def youden_threshold(targets: np.ndarray, prob_positive: np.ndarray) -> float:
