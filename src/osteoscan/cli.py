@@ -37,6 +37,16 @@ def _print_skipped(skipped) -> None:
             print(f"  {problem}", file=sys.stderr)
 
 
+def _quiet_lightning(verbose: bool) -> None:
+    """Lightning's banners and tips are noise at the command line; its warnings are kept.
+
+    Called after Lightning is imported, since importing it resets its loggers to INFO.
+    """
+    if not verbose:
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from osteoscan.data.synth import make_synthetic_dataset
 
@@ -50,6 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from osteoscan.data.transforms import AugmentConfig
     from osteoscan.pipeline import train
     from osteoscan.training import TrainConfig
+
+    _quiet_lightning(args.verbose)
 
     config = TrainConfig(
         model=args.model,
@@ -263,8 +275,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if not args.verbose:  # Lightning's banners and tips are noise at the command line
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except OsteoscanError as exc:

@@ -23,6 +23,12 @@ def cache_entries(cache_dir: Path) -> list[Path]:
     return sorted(cache_dir.rglob("*.npy"))
 
 
+@pytest.fixture(autouse=True)
+def no_memory_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about decoding and the disk cache: the in-process cache stays empty."""
+    monkeypatch.setattr(pixels_module, "_MEMORY", pixels_module._MemoryCache(max_bytes=0))
+
+
 @pytest.fixture
 def forbid_decoding(monkeypatch: pytest.MonkeyPatch):
     """Call it to make any further decode fail the test: results must come from the cache."""
@@ -155,3 +161,23 @@ def test_bad_files_are_not_cached(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(pixels_module, "read_image", fixed)
     assert prepare([path], SIZE, cache_dir=cache_dir, workers=1).indices == [0]
+
+
+def test_memory_cache_serves_a_repeat_without_touching_disk(tmp_path: Path, monkeypatch) -> None:
+    memory = pixels_module._MemoryCache()
+    monkeypatch.setattr(pixels_module, "_MEMORY", memory)
+    path = png(tmp_path / "knee.png", 90)
+    first = prepare([path], SIZE, cache_dir=None, workers=1)
+    real_prepare_one = pixels_module._prepare_one
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoded or hashed again instead of served from memory")
+
+    monkeypatch.setattr(pixels_module, "_prepare_one", refuse)
+    second = prepare([path], SIZE, cache_dir=None, workers=1)
+    np.testing.assert_array_equal(second.pixels, first.pixels)
+    assert second.content_hashes == first.content_hashes
+    monkeypatch.setattr(pixels_module, "_prepare_one", real_prepare_one)
+    png(path, 200, shape=(41, 60))  # edited: new size and mtime, so a miss
+    assert prepare([path], SIZE, workers=1).pixels.max() > first.pixels.max()
+    assert len(memory.entries) == 2

@@ -105,6 +105,36 @@ def _atomic_save(target: Path, array: np.ndarray) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+class _MemoryCache:
+    """Prepared images of this process, keyed by (path, mtime, file size, image size), bounded in
+    bytes: repeated runs in one session (folds, configurations) skip even the disk cache."""
+
+    def __init__(self, max_bytes: int = 2 << 30) -> None:
+        self.max_bytes = max_bytes
+        self.entries: dict[tuple, tuple[np.ndarray, str]] = {}
+        self.nbytes = 0
+
+    @staticmethod
+    def key(path: Path, size: int) -> tuple | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return (str(path), stat.st_mtime_ns, stat.st_size, size)
+
+    def get(self, key: tuple | None) -> tuple[np.ndarray, str] | None:
+        return None if key is None else self.entries.get(key)
+
+    def put(self, key: tuple | None, array: np.ndarray, sha: str) -> None:
+        if key is None or key in self.entries or self.nbytes + array.nbytes > self.max_bytes:
+            return
+        self.entries[key] = (array, sha)
+        self.nbytes += array.nbytes
+
+
+_MEMORY = _MemoryCache()
+
+
 def prepare(
     paths: Sequence[Path],
     size: int,
@@ -112,17 +142,28 @@ def prepare(
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> PreparedImages:
-    """Decode and letterbox every path once (in parallel), using and filling the disk cache."""
+    """Decode and letterbox every path once (in parallel), using and filling the caches."""
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     cache = str(cache_dir) if cache_dir is not None else None
-    jobs = [(i, str(p), size, cache, max_pixels) for i, p in enumerate(paths)]
+    keys = [_MEMORY.key(Path(p), size) for p in paths]
+    results = []
+    jobs = []
+    for i, (path, key) in enumerate(zip(paths, keys, strict=True)):
+        hit = _MEMORY.get(key)
+        if hit is not None:
+            results.append((i, *hit))
+        else:
+            jobs.append((i, str(path), size, cache, max_pixels))
     if workers > 1 and len(jobs) >= 32:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.map(_prepare_one, jobs, chunksize=8)
+            decoded = pool.map(_prepare_one, jobs, chunksize=8)
     else:
-        results = [_prepare_one(job) for job in jobs]
+        decoded = [_prepare_one(job) for job in jobs]
+    for index, outcome, sha in decoded:
+        if not isinstance(outcome, str):
+            _MEMORY.put(keys[index], outcome, sha)
     pixels, indices, hashes, problems = [], [], [], []
-    for index, outcome, sha in sorted(results, key=lambda r: r[0]):
+    for index, outcome, sha in sorted(results + decoded, key=lambda r: r[0]):
         if isinstance(outcome, str):
             problems.append((index, outcome))
         else:
