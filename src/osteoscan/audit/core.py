@@ -1,0 +1,63 @@
+"""run_audit: read a dataset, fingerprint each file once, and put every check together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from osteoscan.audit.conflicts import find_conflicts
+from osteoscan.audit.duplicates import group_duplicates
+from osteoscan.audit.fingerprint import fingerprint_files
+from osteoscan.audit.inventory import take_inventory
+from osteoscan.audit.result import AuditResult
+from osteoscan.audit.shortcut import check_shortcuts
+from osteoscan.audit.verify import NEAR_THRESHOLD
+from osteoscan.data.records import load_dataset
+
+log = logging.getLogger(__name__)
+
+
+def run_audit(
+    source: Path,
+    out_dir: Path | None = None,
+    workers: int | None = None,
+    cache_dir: Path | None = None,
+) -> AuditResult:
+    """Audit a class-folder dataset or CSV manifest.
+
+    With ``out_dir``, audit.json and a self-contained audit.html (thumbnails of every finding)
+    are written there atomically. ``cache_dir`` keeps per-file fingerprints and pair scores between runs.
+    Unreadable files are findings, never errors; a malformed manifest raises BadManifestError.
+    """
+    source = Path(source)
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    dataset = load_dataset(source)
+    records = dataset.records
+    log.info("auditing %d images from %s with %d worker(s)", len(records), source, workers)
+    start = time.perf_counter()
+    fingerprints = fingerprint_files([r.path for r in records], cache_dir, workers)
+    log.info("fingerprinted %d files in %.1f s", len(records), time.perf_counter() - start)
+    start = time.perf_counter()
+    groups = group_duplicates(fingerprints, workers, cache_dir)
+    log.info("grouped duplicates in %.1f s", time.perf_counter() - start)
+    conflicts = find_conflicts(records, groups)
+    shown = {i for g in groups for i in g.members} | {i for c in conflicts for i in c.members}
+    result = AuditResult(
+        source=str(source),
+        paths=tuple(str(r.path) for r in records),
+        labels=tuple(r.label for r in records),
+        t_scores=tuple(r.t_score for r in records),
+        patient_ids=tuple(r.patient_id for r in records),
+        inventory=take_inventory(records, fingerprints, dataset.problems),
+        exact_duplicates=tuple(g for g in groups if g.kind == "exact"),
+        near_duplicates=tuple(g for g in groups if g.kind == "near"),
+        conflicts=tuple(conflicts),
+        shortcut=check_shortcuts(records, fingerprints, groups, workers),
+        near_threshold=NEAR_THRESHOLD,
+        previews={i: fingerprints[i].preview_png() for i in sorted(shown) if fingerprints[i].ok},
+    )
+    if out_dir is not None:
+        result.write(Path(out_dir))
+    return result

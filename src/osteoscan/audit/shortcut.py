@@ -1,0 +1,187 @@
+"""Shortcut check: can the label be predicted without looking at bone?
+
+A random forest sees only non-anatomical features (width, height, aspect ratio, file size,
+format, colour mode, bit depth, border and background statistics) and is scored by
+cross-validated ROC AUC, with copies of an image and images of one patient kept in one fold so
+that duplicates do not inflate it. An AUC well above 0.5 means a classifier could score well on
+this dataset by learning how each class was collected rather than what the bone looks like.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import StratifiedGroupKFold
+
+from osteoscan.audit.duplicates import DuplicateGroup, connected_components
+from osteoscan.audit.fingerprint import Fingerprint
+from osteoscan.data.labels import OSTEOPOROSIS
+from osteoscan.data.records import ImageRecord
+from osteoscan.stats import bootstrap_ci, roc_auc
+
+WARN_ABOVE = 0.6  # warn when the lower end of the 95% interval is above this AUC
+MAX_FOLDS = 5
+_NUMERIC = (
+    "width",
+    "height",
+    "aspect_ratio",
+    "log_file_size",
+    "bit_depth",
+    "border_mean",
+    "border_std",
+    "border_dark",
+    "border_bright",
+    "background",
+)
+_CATEGORICAL = ("format", "mode")
+
+
+@dataclass(frozen=True)
+class ShortcutResult:
+    """Cross-validated AUC of the label from non-anatomical features alone (None if not run)."""
+
+    auc: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_images: int
+    n_folds: int
+    positive_class: str | None
+    features: tuple[str, ...]
+    strongest: tuple[tuple[str, float], ...]  # single features, folded AUC, strongest first
+    warning: str | None
+    note: str | None = None  # why the check did not run
+
+    def to_dict(self) -> dict:
+        return {
+            "auc": self.auc,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "n_images": self.n_images,
+            "n_folds": self.n_folds,
+            "positive_class": self.positive_class,
+            "features": list(self.features),
+            "strongest": [{"feature": f, "auc": a} for f, a in self.strongest],
+            "warning": self.warning,
+            "note": self.note,
+        }
+
+
+def check_shortcuts(
+    records: Sequence[ImageRecord],
+    fingerprints: Sequence[Fingerprint],
+    groups: Sequence[DuplicateGroup] = (),
+    workers: int = 1,
+    seed: int = 0,
+) -> ShortcutResult:
+    """Cross-validated AUC of the labels of readable ``records`` from their fingerprints."""
+    used = [i for i, fp in enumerate(fingerprints) if fp.ok and records[i].label is not None]
+    classes = sorted({records[i].label for i in used})
+    positive = OSTEOPOROSIS if OSTEOPOROSIS in classes else (classes[-1] if classes else None)
+    names, features = _feature_matrix([fingerprints[i] for i in used])
+    target = np.array([classes.index(records[i].label) for i in used], dtype=np.intp)
+    smallest = int(np.bincount(target).min()) if len(classes) > 1 else 0
+    n_folds = min(MAX_FOLDS, smallest)
+    if n_folds < 2:
+        note = "needs at least two classes with two readable images each"
+        return ShortcutResult(None, None, None, len(used), 0, positive, names, (), None, note)
+    leakage = _leakage_groups(used, records, groups)
+    proba = _out_of_fold_proba(features, target, leakage, n_folds, workers, seed)
+    auc = _macro_auc(target, proba)
+    low, high = bootstrap_ci(_macro_auc, target, proba, seed=seed)
+    is_positive = target == classes.index(positive)
+    strongest = sorted(
+        ((n, _folded(roc_auc(is_positive, features[:, k]))) for k, n in enumerate(names)),
+        key=lambda item: -item[1],
+    )[:3]
+    warning = _warning(auc, low, high, strongest) if low > WARN_ABOVE else None
+    return ShortcutResult(
+        round(auc, 3),
+        round(low, 3),
+        round(high, 3),
+        len(used),
+        n_folds,
+        positive,
+        names,
+        tuple((n, round(a, 3)) for n, a in strongest),
+        warning,
+    )
+
+
+def _feature_matrix(fingerprints: Sequence[Fingerprint]) -> tuple[tuple[str, ...], np.ndarray]:
+    columns: dict[str, list[float]] = {name: [] for name in _NUMERIC}
+    for fp in fingerprints:
+        columns["width"].append(fp.width)
+        columns["height"].append(fp.height)
+        columns["aspect_ratio"].append(fp.width / max(fp.height, 1))
+        columns["log_file_size"].append(float(np.log(max(fp.file_size, 1))))
+        columns["bit_depth"].append(fp.bit_depth)
+        for name in ("border_mean", "border_std", "border_dark", "border_bright", "background"):
+            columns[name].append(getattr(fp, name))
+    for field in _CATEGORICAL:
+        for value in sorted({getattr(fp, field) for fp in fingerprints}):
+            columns[f"{field}={value}"] = [
+                float(getattr(fp, field) == value) for fp in fingerprints
+            ]
+    names = tuple(columns)
+    matrix = np.array([columns[n] for n in names], dtype=np.float64).T.reshape(-1, len(names))
+    return names, matrix
+
+
+def _leakage_groups(
+    used: Sequence[int], records: Sequence[ImageRecord], groups: Sequence[DuplicateGroup]
+) -> np.ndarray:
+    """A group id per used record: copies of an image and one patient's images share an id."""
+    by_patient: dict[str, list[int]] = defaultdict(list)
+    for i in used:
+        if records[i].patient_id:
+            by_patient[records[i].patient_id].append(i)
+    joined = [g.members for g in groups] + list(by_patient.values())
+    edges = [(members[0], other) for members in joined for other in members[1:]]
+    root = {node: min(c) for c in connected_components(edges) for node in c}
+    return np.array([root.get(i, i) for i in used])
+
+
+def _out_of_fold_proba(
+    features: np.ndarray,
+    target: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int,
+    workers: int,
+    seed: int,
+) -> np.ndarray:
+    proba = np.zeros((len(target), int(target.max()) + 1))
+    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for train, test in folds.split(features, target, groups):
+        model = RandomForestClassifier(
+            n_estimators=100, min_samples_leaf=3, random_state=seed, n_jobs=workers
+        )
+        model.fit(features[train], target[train])
+        proba[np.ix_(test, model.classes_)] = model.predict_proba(features[test])
+    return proba
+
+
+def _macro_auc(target: np.ndarray, proba: np.ndarray) -> float:
+    """ROC AUC; one-vs-rest averaged over classes when there are more than two."""
+    if proba.shape[1] == 2:
+        return roc_auc(target == 1, proba[:, 1])
+    return float(np.nanmean([roc_auc(target == k, proba[:, k]) for k in range(proba.shape[1])]))
+
+
+def _folded(auc: float) -> float:
+    """An AUC below 0.5 is as informative as its mirror above; NaN (constant) counts as 0.5."""
+    return 0.5 if np.isnan(auc) else max(auc, 1.0 - auc)
+
+
+def _warning(auc: float, low: float, high: float, strongest: Sequence[tuple[str, float]]) -> str:
+    cues = ", ".join(f"{name} (AUC {value:.2f} alone)" for name, value in strongest)
+    return (
+        f"WARNING: file properties that have nothing to do with bone predict the label with "
+        f"AUC {auc:.2f} (95% CI {low:.2f}-{high:.2f}); chance is 0.50. The classes were "
+        f"probably collected or exported differently, and a model can score well by learning "
+        f"that instead of the anatomy. Strongest cues: {cues}. Harmonise formats, sizes and "
+        f"borders, or treat accuracy on this dataset with suspicion."
+    )

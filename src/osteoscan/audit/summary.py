@@ -1,0 +1,142 @@
+"""The audit as readable terminal text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from osteoscan.audit.conflicts import DUPLICATE_LABELS, PATIENT_CLASSES, T_SCORE_LABEL
+from osteoscan.audit.duplicates import DuplicateGroup
+from osteoscan.audit.inventory import ALL, Distribution
+
+if TYPE_CHECKING:
+    from osteoscan.audit.result import AuditResult
+
+MAX_LINES = 20  # per section; the JSON and HTML list everything
+DISCLAIMER = (
+    "This audit screens a dataset for problems before training; it does not diagnose anyone, "
+    "and a clean audit does not make a model accurate."
+)
+
+
+def summary_text(result: AuditResult) -> str:
+    lines = [f"Audit of {result.source}", DISCLAIMER, ""]
+    lines += _inventory_lines(result)
+    lines += _group_lines(result, result.exact_duplicates, "Exact duplicates (identical pixels)")
+    title = f"Near duplicates (detail similarity >= {result.near_threshold:.2f})"
+    lines += _group_lines(result, result.near_duplicates, title)
+    lines += _conflict_lines(result)
+    lines += _shortcut_lines(result)
+    return "\n".join(lines)
+
+
+def display_path(result: AuditResult, index: int) -> str:
+    """A path relative to the dataset folder when possible, for short readable lines."""
+    path = Path(result.paths[index])
+    root = Path(result.source)
+    root = root if root.is_dir() else root.parent
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _inventory_lines(result: AuditResult) -> list[str]:
+    inv = result.inventory
+    per_class = ", ".join(f"{k} {v}" for k, v in inv.files_per_class.items())
+    readable = sum(inv.readable_per_class.values())
+    lines = [
+        f"Inventory: {inv.n_files} images ({per_class}); {readable} readable, "
+        f"{inv.n_files - readable} unreadable; {len(inv.unreadable)} problem(s) in total",
+    ]
+    for problem in inv.unreadable[:MAX_LINES]:
+        lines.append(f"  unreadable: {problem.path}: {problem.reason}")
+    lines += _more(len(inv.unreadable))
+    for title, table in (
+        ("formats", inv.formats),
+        ("colour modes", inv.modes),
+        ("bit depths", inv.bit_depths),
+    ):
+        lines.append(
+            f"  {title}: " + " | ".join(_counts(k, v) for k, v in table.items() if k != ALL)
+        )
+    for title, spread, unit in (
+        ("width", inv.width, "px"),
+        ("height", inv.height, "px"),
+        ("aspect ratio (w/h)", inv.aspect_ratio, ""),
+        ("file size", inv.file_size, "KB"),
+    ):
+        scale = 1024 if unit == "KB" else 1
+        parts = [_spread(k, d, scale) for k, d in spread.items()]
+        lines.append(
+            f"  {title}{f' ({unit})' if unit else ''}, median [min-max]: " + " | ".join(parts)
+        )
+    return lines + [""]
+
+
+def _counts(cls: str, counts: dict[str, int]) -> str:
+    return f"{cls}: " + ", ".join(f"{value} {n}" for value, n in counts.items())
+
+
+def _spread(cls: str, dist: Distribution, scale: float) -> str:
+    def fmt(value: float) -> str:
+        return f"{value / scale:.3g}" if scale != 1 or value < 10 else f"{value:.0f}"
+
+    return f"{cls} {fmt(dist.median)} [{fmt(dist.min)}-{fmt(dist.max)}]"
+
+
+def _group_lines(result: AuditResult, groups: Sequence[DuplicateGroup], title: str) -> list[str]:
+    cross = sum(result.is_cross_class(g) for g in groups)
+    files = sum(len(g.members) for g in groups)
+    lines = [f"{title}: {len(groups)} group(s), {files} files, {cross} across classes"]
+    for group in groups[:MAX_LINES]:
+        members = " = ".join(
+            f"{display_path(result, i)} [{result.labels[i]}]" for i in group.members
+        )
+        flag = "  ACROSS CLASSES" if result.is_cross_class(group) else ""
+        similarity = "" if group.kind == "exact" else f"{group.similarity:.3f}  "
+        lines.append(f"  {similarity}{members}{flag}")
+    return lines + _more(len(groups)) + [""]
+
+
+def _conflict_lines(result: AuditResult) -> list[str]:
+    counts = {
+        kind: len(result.conflicts_of(kind))
+        for kind in (DUPLICATE_LABELS, T_SCORE_LABEL, PATIENT_CLASSES)
+    }
+    lines = [
+        f"Label conflicts: {counts[DUPLICATE_LABELS]} duplicate group(s) with different labels, "
+        f"{counts[T_SCORE_LABEL]} T-score/label mismatch(es), "
+        f"{counts[PATIENT_CLASSES]} patient(s) with images in different classes"
+    ]
+    for conflict in result.conflicts[:MAX_LINES]:
+        where = ", ".join(display_path(result, i) for i in conflict.members)
+        lines.append(f"  {conflict.detail}: {where}")
+    return lines + _more(len(result.conflicts)) + [""]
+
+
+def _shortcut_lines(result: AuditResult) -> list[str]:
+    shortcut = result.shortcut
+    if shortcut.auc is None:
+        return [f"Shortcut check: not run ({shortcut.note})"]
+    lines = [
+        f"Shortcut check: label predicted from file properties alone (size, format, colour mode, "
+        f"borders) with cross-validated AUC {shortcut.auc:.2f} "
+        f"(95% CI {shortcut.ci_low:.2f}-{shortcut.ci_high:.2f}; chance 0.50; "
+        f"{shortcut.n_images} images, {shortcut.n_folds} folds)"
+    ]
+    if shortcut.warning:
+        lines.append(f"  {shortcut.warning}")
+    else:
+        cues = ", ".join(f"{name} {auc:.2f}" for name, auc in shortcut.strongest)
+        lines.append(f"  no strong shortcut found; strongest single cues: {cues}")
+    return lines
+
+
+def _more(total: int) -> list[str]:
+    return (
+        [f"  ... and {total - MAX_LINES} more (see audit.json / audit.html)"]
+        if total > MAX_LINES
+        else []
+    )

@@ -1,0 +1,85 @@
+"""Duplicate grouping: exact by pixels, near by verified alignment, and the splitting API."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from osteoscan.audit import DuplicateGroup, find_duplicate_groups
+from osteoscan.audit.align import alignment_view, similarity
+from osteoscan.audit.candidates import candidate_pairs
+from osteoscan.audit.duplicates import connected_components
+from osteoscan.audit.verify import NEAR_THRESHOLD
+
+
+def test_find_duplicate_groups_on_planted_files(planted) -> None:
+    names = sorted(planted.families) + planted.broken
+    groups = find_duplicate_groups([planted.root / n for n in names], workers=1)
+    assert all(isinstance(g, DuplicateGroup) and len(g.members) >= 2 for g in groups)
+    as_names = [{names[i] for i in g.members} for g in groups]
+    exact = [s for s, g in zip(as_names, groups, strict=True) if g.kind == "exact"]
+    near = [s for s, g in zip(as_names, groups, strict=True) if g.kind == "near"]
+    assert sorted(map(sorted, exact)) == sorted(map(sorted, planted.exact))
+    assert sorted(map(sorted, near)) == sorted(sorted(pair) for pair in planted.near)
+    assert all(g.similarity == 1.0 for g in groups if g.kind == "exact")
+
+
+def test_near_groups_include_the_exact_copies_of_their_members(tmp_path, planted) -> None:
+    """n03 has an exact copy (PNG -> TIFF) and an edited copy: one near group holds all three."""
+    source = planted.root / "normal"
+    names = ["n03.png", "n03_small.jpg", "n07.png"]
+    paths = [source / n for n in names]
+    Image.open(paths[0]).save(tmp_path / "n03.tiff")
+    groups = find_duplicate_groups([*paths, tmp_path / "n03.tiff"], workers=1)
+    assert [(g.kind, g.members) for g in groups] == [("exact", (0, 3)), ("near", (0, 1, 3))]
+    ((a, b, score),) = groups[1].pairs
+    assert {a, b} in ({0, 1}, {1, 3}) and score >= NEAR_THRESHOLD
+
+
+def test_similarity_separates_an_edited_copy_from_another_knee(planted) -> None:
+    def view(name):
+        pixels = np.asarray(Image.open(planted.root / name).convert("L"), dtype=np.float32)
+        return alignment_view(Image.fromarray(pixels).resize((80, 128)))
+
+    original, copy, other = (
+        view("normal/n04.png"),
+        view("normal/n04_crop.png"),
+        view("normal/n08.png"),
+    )
+    assert similarity(original, original) > 0.99
+    assert similarity(original, copy) > NEAR_THRESHOLD
+    assert similarity(original, other) < NEAR_THRESHOLD - 0.1
+
+
+def test_candidate_search_finds_a_noisy_copy_among_many_vectors() -> None:
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(3000, 2, 144))
+    embeddings[2999] = embeddings[17] + 0.05 * rng.normal(size=(2, 144))
+    pairs = candidate_pairs(embeddings)
+    assert [17, 2999] in pairs.tolist()
+    assert len(pairs) <= 3000 * 3  # a few per image, not all n^2 / 2
+    assert (pairs[:, 0] < pairs[:, 1]).all()
+
+
+def test_connected_components() -> None:
+    assert sorted(map(sorted, connected_components([(1, 2), (3, 4), (2, 5)]))) == [
+        [1, 2, 5],
+        [3, 4],
+    ]
+    assert connected_components([]) == []
+
+
+def test_second_call_with_a_cache_decodes_and_verifies_nothing(
+    planted, tmp_path, monkeypatch
+) -> None:
+    from osteoscan.audit import duplicates, fingerprint
+
+    paths = [planted.root / n for n in sorted(planted.families)]
+    first = find_duplicate_groups(paths, cache_dir=tmp_path, workers=1)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("should have come from the cache")
+
+    monkeypatch.setattr(fingerprint, "compute_fingerprint", forbidden)
+    monkeypatch.setattr(duplicates, "verify_pairs", forbidden)
+    assert find_duplicate_groups(paths, cache_dir=tmp_path, workers=1) == first

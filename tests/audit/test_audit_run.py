@@ -1,0 +1,137 @@
+"""run_audit end to end on a dataset with planted duplicates, conflicts and broken files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from osteoscan.audit import AuditResult, run_audit
+from osteoscan.audit.verify import NEAR_THRESHOLD
+from osteoscan.errors import BadManifestError
+
+JSON_KEYS = {"inventory", "exact_duplicates", "near_duplicates", "conflicts", "shortcut"}
+
+
+@pytest.fixture(scope="module")
+def audited(planted, tmp_path_factory) -> tuple[AuditResult, Path]:
+    out = tmp_path_factory.mktemp("audit-out")
+    return run_audit(planted.root, out_dir=out, workers=2), out
+
+
+def relative(root: Path, paths) -> set[str]:
+    return {Path(p).relative_to(root).as_posix() for p in paths}
+
+
+def groups_as_names(result: AuditResult, groups, root: Path) -> list[set[str]]:
+    return [relative(root, (result.paths[i] for i in g.members)) for g in groups]
+
+
+def test_every_planted_exact_duplicate_is_found_and_nothing_else(audited, planted) -> None:
+    result, _ = audited
+    found = groups_as_names(result, result.exact_duplicates, planted.root)
+    assert sorted(map(sorted, found)) == sorted(map(sorted, planted.exact))
+
+
+def test_every_planted_near_duplicate_is_found(audited, planted) -> None:
+    result, _ = audited
+    found = groups_as_names(result, result.near_duplicates, planted.root)
+    for original, edited in planted.near:
+        assert any({original, edited} <= group for group in found), (original, edited)
+    for group in result.near_duplicates:
+        assert all(s >= NEAR_THRESHOLD for *_, s in group.pairs)
+        assert group.similarity == min(s for *_, s in group.pairs)
+
+
+def test_no_group_joins_two_different_images(audited, planted) -> None:
+    result, _ = audited
+    for group in groups_as_names(
+        result, result.exact_duplicates + result.near_duplicates, planted.root
+    ):
+        assert len(group) >= 2
+        assert len({planted.families[name] for name in group}) == 1, group
+
+
+def test_broken_files_are_findings_that_name_the_file(audited, planted) -> None:
+    result, _ = audited
+    reasons = {Path(p.path).name: p.reason for p in result.inventory.unreadable}
+    for name in planted.broken:
+        assert Path(name).name in reasons
+        assert Path(name).name in reasons[Path(name).name]  # the message itself names the file
+    assert "0 bytes" in reasons["empty.jpg"]
+    grouped = {i for g in result.exact_duplicates + result.near_duplicates for i in g.members}
+    assert not any(Path(result.paths[i]).name in ("broken.png", "empty.jpg") for i in grouped)
+
+
+def test_inventory_counts_add_up(audited, planted) -> None:
+    inv = audited[0].inventory
+    n_files = len(planted.families) + len(planted.broken)
+    assert inv.n_files == n_files == len(audited[0].paths)
+    assert sum(inv.readable_per_class.values()) == len(planted.families)
+    assert inv.formats["all"] == {"BMP": 1, "JPEG": 1, "PNG": 24, "TIFF": 1}
+    assert inv.modes["all"] == {"L": 26, "RGB": 1}
+    assert inv.width["all"].count == len(planted.families)
+
+
+def test_cross_class_copy_is_a_label_conflict(audited, planted) -> None:
+    result, _ = audited
+    conflicts = result.conflicts_of("duplicate_labels")
+    assert [relative(planted.root, (result.paths[i] for i in c.members)) for c in conflicts] == [
+        {"normal/n02.png", "osteoporosis/n02_again.bmp"}
+    ]
+    assert sum(result.is_cross_class(g) for g in result.exact_duplicates) == 1
+
+
+def test_json_document_has_the_promised_structure(audited) -> None:
+    result, out = audited
+    document = json.loads((out / "audit.json").read_text())
+    assert set(document) >= JSON_KEYS
+    assert document == json.loads(json.dumps(result.to_dict()))
+    for kind in ("exact_duplicates", "near_duplicates"):
+        assert document[kind], kind
+        for group in document[kind]:
+            assert len(group["members"]) >= 2
+            assert all({"path", "label"} <= set(m) for m in group["members"])
+    for group in document["near_duplicates"]:
+        assert all({"a", "b", "similarity"} == set(p) for p in group["pairs"])
+    assert set(document["conflicts"]) == {"duplicate_labels", "t_score_label", "patient_classes"}
+    assert {"auc", "ci_low", "ci_high", "warning"} <= set(document["shortcut"])
+
+
+def test_html_report_shows_a_thumbnail_for_every_finding(audited) -> None:
+    result, out = audited
+    html = (out / "audit.html").read_text()
+    findings = html.split("<div class='finding")[1:]
+    n_groups = len(result.exact_duplicates) + len(result.near_duplicates)
+    assert len(findings) == n_groups + len(result.conflicts)
+    for finding in findings:
+        assert finding.count("<img src='data:image/png;base64,") >= 2 or "T-score" in finding
+    assert "does not diagnose" in html
+    assert "broken.png" in html and "<script" not in html
+
+
+def test_summary_reports_the_counts(audited) -> None:
+    text = audited[0].summary()
+    assert "Exact duplicates (identical pixels): 3 group(s)" in text
+    assert f"Near duplicates (detail similarity >= {NEAR_THRESHOLD:.2f}): 4 group(s)" in text
+    assert "1 across classes" in text
+    assert "unreadable: " in text and "empty.jpg" in text
+
+
+def test_manifest_conflicts_t_score_and_patient(manifest, tmp_path) -> None:
+    result = run_audit(manifest, workers=1)
+    names = [{Path(result.paths[i]).name for i in c.members} for c in result.conflicts]
+    kinds = [c.kind for c in result.conflicts]
+    assert list(zip(kinds, names, strict=True)) == [
+        ("t_score_label", {"b.png"}),
+        ("patient_classes", {"a.png", "c.png"}),
+    ]
+    assert "osteoporosis by the WHO definition" in result.conflicts[0].detail
+    assert result.to_dict()["conflicts"]["t_score_label"][0]["members"][0]["t_score"] == -3.0
+    assert not (tmp_path / "audit.json").exists()  # nothing is written without out_dir
+
+
+def test_missing_source_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(BadManifestError, match="no such folder"):
+        run_audit(tmp_path / "nowhere")
