@@ -12,10 +12,21 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "knee-xray-372"
 FULLRES = REPO.parent / "shared" / "data" / "fullres-samples"
 
-needs_real_data = pytest.mark.skipif(
-    not REAL_DATA.is_dir(),
-    reason=f"real knee X-rays not found at {REAL_DATA} (they live in ../shared/data beside the repo)",
-)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The public 372-image knee set; tests using it skip when ../shared/data is absent."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real knee X-rays not found at {REAL_DATA} (../shared/data beside the repo)")
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def fullres_samples() -> Path:
+    if not FULLRES.is_dir():
+        pytest.skip(f"full-resolution samples not found at {FULLRES} (../shared/data)")
+    return FULLRES
 
 
 @pytest.fixture(autouse=True)

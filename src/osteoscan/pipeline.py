@@ -109,13 +109,13 @@ def train(
     if config.threshold != "youden" and not isinstance(config.threshold, float):
         raise BadConfigError(f"threshold {config.threshold!r} must be a number or 'youden'")
     L.seed_everything(config.seed, workers=True, verbose=False)
+    dataset = load_dataset(Path(data))
     class_names = config.task.class_names
-    # the model first: a wrong name or missing weights fails before minutes of decoding
+    # the model before decoding: a wrong name or missing weights fails in seconds, not minutes
     net, weights_source = build_model(
         config.model, config.mode, len(class_names), config.weights_file, config.weights_sha256
     )
     cache_dir = config.cache_dir or default_cache_dir()
-    dataset = load_dataset(Path(data))
     prepared = prepare_dataset(dataset, config.task, config.image_size, cache_dir, config.strict)
     groups = find_duplicate_groups([r.path for r in prepared.records], cache_dir=cache_dir)
     plan = plan_leakage_groups(

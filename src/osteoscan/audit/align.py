@@ -37,7 +37,7 @@ SEARCH_SCALES = (0.82, 0.92, 1.04, 1.16)  # A is placed in B on the first level 
 SEARCH_BELOW = 0.9  # and every shift, when the frames correlate less than this
 DETAIL_SCALE = 4  # detail finer than this many pixels of the 128-px thumbnail is compared
 MIN_OVERLAP = 0.5  # below this fraction of A inside B, the pair is not a duplicate
-_SEARCH_FFT = (72, 72)  # holds a first-level thumbnail plus A scaled by up to 1.16
+_SEARCH_FFT = (72, 72)  # no wrap-around: > first-level side + A scaled by up to 1.16
 _HUBER = 1.5
 
 
@@ -50,12 +50,11 @@ class AlignmentView:
     detail: np.ndarray  # its local-contrast-normalised fine detail
 
     @cached_property
-    def spectra(self) -> tuple[np.ndarray, ...]:
-        """FFTs of the first level, its square and its support, for the placement search."""
-        coarse = self.levels[0]
-        return tuple(
-            np.fft.rfft2(x, _SEARCH_FFT) for x in (coarse, coarse * coarse, np.ones_like(coarse))
-        )
+    def search_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For placing another image in this one: the FFT of the first level, and the summed
+        area tables of it and of its square."""
+        first = self.levels[0].astype(np.float64)
+        return np.fft.rfft2(first, _SEARCH_FFT), _summed_area(first), _summed_area(first * first)
 
 
 def alignment_view(thumbnail: np.ndarray) -> AlignmentView:
@@ -138,41 +137,58 @@ def _initial_warp(a: AlignmentView, b: AlignmentView) -> np.ndarray:
     agreement = _overlap_correlation(first_a, first_b, frame)
     if agreement >= SEARCH_BELOW:
         return frame
-    placed = _search(first_a, b.spectra)
+    placed = _search(first_a, b.search_tables)
     return placed if _overlap_correlation(first_a, first_b, placed) > agreement else frame
 
 
-def _search(template: np.ndarray, spectra: tuple[np.ndarray, ...]) -> np.ndarray:
+def _search(template: np.ndarray, tables: tuple[np.ndarray, ...]) -> np.ndarray:
     """Isotropic scale and integer shift of ``template`` in the image with the highest
-    normalised cross-correlation over their overlap (masked NCC, computed with FFTs)."""
-    image, image_squared, image_support = spectra
-    moved = []
+    normalised cross-correlation over their overlap: the cross term by FFT, the sums over each
+    overlap from summed-area tables."""
+    spectrum, image_sums, image_squares = tables
+    height, width = image_sums.shape[0] - 1, image_sums.shape[1] - 1
+    best, best_warp = -np.inf, np.eye(3)
     for scale in SEARCH_SCALES:
         size = (max(4, round(template.shape[1] * scale)), max(4, round(template.shape[0] * scale)))
-        moved.append(np.asarray(Image.fromarray(template).resize(size, Image.Resampling.BILINEAR)))
-    padded = np.zeros((len(moved), 3, *_SEARCH_FFT), dtype=np.float32)
-    for k, m in enumerate(moved):
-        padded[k, :, : m.shape[0], : m.shape[1]] = np.stack([m, m * m, np.ones_like(m)])
-    t, tt, support = np.moveaxis(np.conj(np.fft.rfft2(padded)), 1, 0)
-    products = (
-        support * image_support,
-        t * image_support,
-        support * image,
-        tt * image_support,
-        support * image_squared,
-        t * image,
-    )
-    count, sum_t, sum_i, sum_tt, sum_ii, sum_ti = np.fft.irfft2(np.stack(products), _SEARCH_FFT)
-    count = np.maximum(count, 1.0)
-    variance = (sum_tt - sum_t**2 / count) * (sum_ii - sum_i**2 / count)
-    areas = np.array([m.size for m in moved], dtype=np.float64)[:, None, None]
-    score = (sum_ti - sum_t * sum_i / count) / np.sqrt(np.maximum(variance, 1e-6))
-    score[(count < MIN_OVERLAP * areas) | (variance <= 1e-6)] = -np.inf
-    k, row, col = np.unravel_index(np.argmax(score), score.shape)
-    dy = row - _SEARCH_FFT[0] if row > _SEARCH_FFT[0] // 2 else row
-    dx = col - _SEARCH_FFT[1] if col > _SEARCH_FFT[1] // 2 else col
-    sy, sx = moved[k].shape[0] / template.shape[0], moved[k].shape[1] / template.shape[1]
-    return np.array([[sx, 0, 0.5 * sx - 0.5 + dx], [0, sy, 0.5 * sy - 0.5 + dy], [0, 0, 1]])
+        moved = np.asarray(Image.fromarray(template).resize(size, Image.Resampling.BILINEAR))
+        moved = moved.astype(np.float64)
+        h, w = moved.shape
+        dy = np.arange(1 - h, height)[:, None]  # template's top-left corner in the image
+        dx = np.arange(1 - w, width)[None, :]
+        y0, y1 = np.maximum(dy, 0), np.minimum(dy + h, height)
+        x0, x1 = np.maximum(dx, 0), np.minimum(dx + w, width)
+        count = (y1 - y0) * (x1 - x0)
+        sum_i = _box(image_sums, y0, y1, x0, x1)
+        sum_ii = _box(image_squares, y0, y1, x0, x1)
+        sum_t = _box(_summed_area(moved), y0 - dy, y1 - dy, x0 - dx, x1 - dx)
+        sum_tt = _box(_summed_area(moved * moved), y0 - dy, y1 - dy, x0 - dx, x1 - dx)
+        cross = np.fft.irfft2(np.conj(np.fft.rfft2(moved, _SEARCH_FFT)) * spectrum, _SEARCH_FFT)
+        sum_ti = cross[dy % _SEARCH_FFT[0], dx % _SEARCH_FFT[1]]
+        n = np.maximum(count, 1)
+        variance = (sum_tt - sum_t**2 / n) * (sum_ii - sum_i**2 / n)
+        score = (sum_ti - sum_t * sum_i / n) / np.sqrt(np.maximum(variance, 1e-6))
+        score[(count < MIN_OVERLAP * moved.size) | (variance <= 1e-6)] = -np.inf
+        row, col = np.unravel_index(np.argmax(score), score.shape)
+        if score[row, col] > best:
+            best = score[row, col]
+            sy, sx = h / template.shape[0], w / template.shape[1]
+            shift_y, shift_x = row + 1 - h, col + 1 - w
+            best_warp = np.array(
+                [[sx, 0, 0.5 * sx - 0.5 + shift_x], [0, sy, 0.5 * sy - 0.5 + shift_y], [0, 0, 1]]
+            )
+    return best_warp
+
+
+def _summed_area(values: np.ndarray) -> np.ndarray:
+    """table[i, j] = values[:i, :j].sum()."""
+    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1))
+    table[1:, 1:] = values.cumsum(0).cumsum(1)
+    return table
+
+
+def _box(table: np.ndarray, y0, y1, x0, x1) -> np.ndarray:
+    """Sums of the boxes [y0:y1, x0:x1] from a summed-area table (broadcasting the bounds)."""
+    return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
 
 
 def _overlap_correlation(a: np.ndarray, b: np.ndarray, warp: np.ndarray) -> float:
