@@ -86,7 +86,7 @@ def index_timing(sizes: list[int]) -> None:
 
     rng = np.random.default_rng(0)
     basis = rng.normal(size=(24, 144))
-    print("\nnear-duplicate candidate search (KD-tree + re-ranking, 2 views, 3 per image):")
+    print("\nnear-duplicate candidate search (KD-tree + re-ranking, 2 views):")
     for n in sizes:
         embeddings = rng.normal(size=(n, 2, 24)) @ basis + 0.3 * rng.normal(size=(n, 2, 144))
         start = time.perf_counter()

@@ -55,11 +55,17 @@ def dataset_paths(n: int, workdir: Path) -> tuple[list[Path], np.ndarray, str]:
 
 def plain_loop_images_per_s(paths, targets, steps_images: int, batch: int) -> float:
     """The textbook loop: decode + transform from disk every step, fp32, contiguous tensors."""
-    transform = v2.Compose([
-        v2.Grayscale(3), v2.Resize(SIZE), v2.CenterCrop(SIZE), v2.RandomRotation(7),
-        v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-    ])
+    transform = v2.Compose(
+        [
+            v2.Grayscale(3),
+            v2.Resize(SIZE),
+            v2.CenterCrop(SIZE),
+            v2.RandomRotation(7),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
     model = torchvision.models.resnet50(num_classes=2).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     done, start = 0, None
@@ -67,8 +73,12 @@ def plain_loop_images_per_s(paths, targets, steps_images: int, batch: int) -> fl
         for i in range(0, len(paths) - batch + 1, batch):
             if done == batch:  # first step is warm-up
                 start = time.perf_counter()
-            images = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths[i:i + batch]])
-            loss = torch.nn.functional.cross_entropy(model(images), torch.as_tensor(targets[i:i + batch]))
+            images = torch.stack(
+                [transform(Image.open(p).convert("RGB")) for p in paths[i : i + batch]]
+            )
+            loss = torch.nn.functional.cross_entropy(
+                model(images), torch.as_tensor(targets[i : i + batch])
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -78,16 +88,33 @@ def plain_loop_images_per_s(paths, targets, steps_images: int, batch: int) -> fl
     return (done - batch) / (time.perf_counter() - start)
 
 
-def osteoscan_images_per_s(pixels, targets, weights: Path, epochs: int, batch: int) -> tuple[float, str]:
-    config = TrainConfig(model="resnet50", mode="finetune", image_size=SIZE, epochs=epochs,
-                         batch_size=batch, patience=100, progress=False, weights_file=weights)
+def osteoscan_images_per_s(
+    pixels, targets, weights: Path, epochs: int, batch: int
+) -> tuple[float, str]:
+    config = TrainConfig(
+        model="resnet50",
+        mode="finetune",
+        image_size=SIZE,
+        epochs=epochs,
+        batch_size=batch,
+        patience=100,
+        progress=False,
+        weights_file=weights,
+    )
     net, _ = build_model("resnet50", "finetune", 2, weights)
     spec = get_spec("resnet50")
     half = len(targets) // 4
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as logs:
-        fit = fit_classifier(net, Normalise(spec.mean, spec.std), (pixels[half:], targets[half:]),
-                             (pixels[:half], targets[:half]), 2, config, Path(logs))
+        fit = fit_classifier(
+            net,
+            Normalise(spec.mean, spec.std),
+            (pixels[half:], targets[half:]),
+            (pixels[:half], targets[:half]),
+            2,
+            config,
+            Path(logs),
+        )
     elapsed = time.perf_counter() - start
     # validation forward passes are included in elapsed: an honest, slightly pessimistic rate
     return epochs * (len(targets) - half) / elapsed, fit.precision
@@ -96,13 +123,28 @@ def osteoscan_images_per_s(pixels, targets, weights: Path, epochs: int, batch: i
 def frozen_times(pixels, targets, weights: Path, epochs: int, batch: int) -> tuple[float, float]:
     spec = get_spec("resnet50")
     half = len(targets) // 4
-    config = TrainConfig(model="resnet50", mode="frozen", image_size=SIZE, epochs=epochs,
-                         batch_size=batch, patience=epochs, progress=False, weights_file=weights)
+    config = TrainConfig(
+        model="resnet50",
+        mode="frozen",
+        image_size=SIZE,
+        epochs=epochs,
+        batch_size=batch,
+        patience=epochs,
+        progress=False,
+        weights_file=weights,
+    )
     net, _ = build_model("resnet50", "frozen", 2, weights)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as logs:
-        fit_classifier(net, Normalise(spec.mean, spec.std), (pixels[half:], targets[half:]),
-                       (pixels[:half], targets[:half]), 2, config, Path(logs))
+        fit_classifier(
+            net,
+            Normalise(spec.mean, spec.std),
+            (pixels[half:], targets[half:]),
+            (pixels[:half], targets[:half]),
+            2,
+            config,
+            Path(logs),
+        )
     ours = time.perf_counter() - start
 
     # epoch-looping: every epoch runs the frozen backbone over train and validation images again
@@ -116,7 +158,9 @@ def frozen_times(pixels, targets, weights: Path, epochs: int, batch: int) -> tup
     for _ in range(measured_epochs):
         net.train()
         for i in range(half, len(y), batch):
-            loss = torch.nn.functional.cross_entropy(net(normalise(x[i:i + batch])), y[i:i + batch])
+            loss = torch.nn.functional.cross_entropy(
+                net(normalise(x[i : i + batch])), y[i : i + batch]
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -127,7 +171,9 @@ def frozen_times(pixels, targets, weights: Path, epochs: int, batch: int) -> tup
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=64, help="images used (default 64)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--train-epochs", type=int, default=2, help="epochs timed for finetune")
@@ -140,20 +186,28 @@ def main() -> None:
         weights = workdir / "resnet50-random.pth"
         torch.save(torchvision.models.resnet50().state_dict(), weights)
         pixels = prepare(paths, SIZE, cache_dir=workdir / "cache").pixels
-        print(f"data: {len(paths)} {source} images at {SIZE} px; torch {torch.__version__}, "
-              f"{torch.get_num_threads()} threads; CPU native bf16: {cpu_has_fast_bf16()} "
-              f"-> precision {resolve_precision('auto', 'cpu')}")
+        print(
+            f"data: {len(paths)} {source} images at {SIZE} px; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; CPU native bf16: {cpu_has_fast_bf16()} "
+            f"-> precision {resolve_precision('auto', 'cpu')}"
+        )
 
         plain = plain_loop_images_per_s(paths, targets, args.train_epochs * len(paths), args.batch)
-        ours, precision = osteoscan_images_per_s(pixels, targets, weights, args.train_epochs, args.batch)
-        print(f"resnet50 finetune training: osteoscan {ours:.2f} img/s ({precision}), "
-              f"plain fp32 torchvision loop {plain:.2f} img/s -> speed-up {ours / plain:.2f}x "
-              f"(target >= 2.5x)")
+        ours, precision = osteoscan_images_per_s(
+            pixels, targets, weights, args.train_epochs, args.batch
+        )
+        print(
+            f"resnet50 finetune training: osteoscan {ours:.2f} img/s ({precision}), "
+            f"plain fp32 torchvision loop {plain:.2f} img/s -> speed-up {ours / plain:.2f}x "
+            f"(target >= 2.5x)"
+        )
 
         frozen, looping = frozen_times(pixels, targets, weights, args.frozen_epochs, args.batch)
-        print(f"resnet50 frozen, {args.frozen_epochs} epochs: osteoscan {frozen:.1f} s, "
-              f"epoch-looping through the frozen network {looping:.1f} s (2 epochs measured, "
-              f"scaled) -> speed-up {looping / frozen:.1f}x (target >= 10x)")
+        print(
+            f"resnet50 frozen, {args.frozen_epochs} epochs: osteoscan {frozen:.1f} s, "
+            f"epoch-looping through the frozen network {looping:.1f} s (2 epochs measured, "
+            f"scaled) -> speed-up {looping / frozen:.1f}x (target >= 10x)"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ REAL_DATA = REPO.parent / "shared" / "data" / "knee-xray-372"
 FULLRES = REPO.parent / "shared" / "data" / "fullres-samples"
 
 
-
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The public 372-image knee set; tests using it skip when ../shared/data is absent."""

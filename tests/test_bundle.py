@@ -30,7 +30,9 @@ def test_round_trip_gives_identical_predictions(tmp_path):
     pixels = np.random.default_rng(0).random((5, 48, 48)).astype(np.float32)
     save_bundle(bundle, tmp_path / "b", staging_dir_for(tmp_path / "b"))
     loaded = load_bundle(tmp_path / "b")
-    np.testing.assert_allclose(loaded.predict_proba(pixels), bundle.predict_proba(pixels), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict_proba(pixels), bundle.predict_proba(pixels), atol=1e-6
+    )
     assert loaded.class_names == ("normal", "osteoporosis") and loaded.image_size == 48
     assert np.allclose(loaded.predict_proba(pixels).sum(1), 1.0)
 

@@ -13,8 +13,9 @@ COMMANDS = ["synth", "train", "evaluate", "audit", "models"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "osteoscan.cli", *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "osteoscan.cli", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -36,7 +37,9 @@ def _assert_one_line_error(capsys, code, *fragments):
 
 
 def test_unknown_model(synth_dir, tmp_path, capsys):
-    code = main(["train", "--data", str(synth_dir), "--out", str(tmp_path / "b"), "--model", "resnet51"])
+    code = main(
+        ["train", "--data", str(synth_dir), "--out", str(tmp_path / "b"), "--model", "resnet51"]
+    )
     _assert_one_line_error(capsys, code, "resnet51", "resnet50")
 
 
@@ -46,8 +49,21 @@ def test_missing_data_folder(tmp_path, capsys):
 
 
 def test_pretrained_weights_missing_offline(synth_dir, tmp_path, capsys):
-    code = main(["train", "--data", str(synth_dir), "--out", str(tmp_path / "b"),
-                 "--model", "resnet18", "--mode", "finetune", "--image-size", "48"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(synth_dir),
+            "--out",
+            str(tmp_path / "b"),
+            "--model",
+            "resnet18",
+            "--mode",
+            "finetune",
+            "--image-size",
+            "48",
+        ]
+    )
     _assert_one_line_error(capsys, code, "resnet18-f37072fd.pth", "--weights")
     assert not (tmp_path / "b").exists()
 
@@ -55,8 +71,19 @@ def test_pretrained_weights_missing_offline(synth_dir, tmp_path, capsys):
 def test_class_with_no_images(tmp_path, synth_dir, capsys):
     data = tmp_path / "data"
     shutil.copytree(synth_dir / "normal", data / "normal")
-    code = main(["train", "--data", str(data), "--out", str(tmp_path / "b"), "--model", "cnn3",
-                 "--mode", "scratch"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "b"),
+            "--model",
+            "cnn3",
+            "--mode",
+            "scratch",
+        ]
+    )
     _assert_one_line_error(capsys, code, "osteoporosis")
 
 
@@ -65,8 +92,20 @@ def test_bad_manifest_rows_listed_and_strict_is_fatal(synth_dir, tmp_path, capsy
     shutil.copytree(synth_dir, data)
     with open(data / "manifest.csv", "a") as fh:
         fh.write("normal/missing.png,P9,0.1,\nnormal/synth_0001.png,P9,abc,\n")
-    code = main(["train", "--data", str(data), "--out", str(tmp_path / "b"), "--model", "cnn3",
-                 "--mode", "scratch", "--strict"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "b"),
+            "--model",
+            "cnn3",
+            "--mode",
+            "scratch",
+            "--strict",
+        ]
+    )
     _assert_one_line_error(capsys, code, "manifest.csv", "--strict")
 
 
@@ -81,12 +120,27 @@ def test_train_then_evaluate_json_through_the_real_entry_point(synth_dir, tmp_pa
     shutil.copytree(synth_dir, data)
     (data / "manifest.csv").unlink()  # read the class folders, where the broken file sits
     (data / "normal" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    done = run_cli("train", "--data", str(data), "--out", str(tmp_path / "b"), "--model", "cnn3",
-                   "--mode", "scratch", "--image-size", "48", "--epochs", "2", "--no-progress")
+    done = run_cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "b"),
+        "--model",
+        "cnn3",
+        "--mode",
+        "scratch",
+        "--image-size",
+        "48",
+        "--epochs",
+        "2",
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stderr
     assert "bundle:" in done.stdout and "broken.png" in done.stderr
-    done = run_cli("evaluate", str(tmp_path / "b"), "--data", str(synth_dir), "--json",
-                   "--bootstrap", "200")
+    done = run_cli(
+        "evaluate", str(tmp_path / "b"), "--data", str(synth_dir), "--json", "--bootstrap", "200"
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     for key in ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"):

@@ -19,17 +19,31 @@ FAST = dict(image_size=48, epochs=2, batch_size=16, patience=5, progress=False)
 
 
 def test_cnn3_trains_to_a_complete_bundle_and_evaluates(synth_dir, tmp_path):
-    outcome = train(synth_dir, tmp_path / "bundle", TrainConfig(model="cnn3", mode="scratch", **FAST))
+    outcome = train(
+        synth_dir, tmp_path / "bundle", TrainConfig(model="cnn3", mode="scratch", **FAST)
+    )
     meta = json.loads((tmp_path / "bundle" / METADATA_FILE).read_text())
-    for key in ("model", "mode", "task", "class_names", "decision_threshold", "input", "seed",
-                "versions", "training_manifest_sha256", "validation_metrics", "disclaimer"):
+    for key in (
+        "model",
+        "mode",
+        "task",
+        "class_names",
+        "decision_threshold",
+        "input",
+        "seed",
+        "versions",
+        "training_manifest_sha256",
+        "validation_metrics",
+        "disclaimer",
+    ):
         assert key in meta
     assert meta["input"]["image_size"] == 48 and meta["input"]["mean"] == [0.5]
     assert set(meta["versions"]) >= {"osteoscan", "torch", "torchvision"}
     assert meta["training_manifest_sha256"] == load_dataset(synth_dir).manifest_hash()
     assert (tmp_path / "bundle" / "logs").is_dir()
     assert meta["n_train"] + meta["n_validation"] == sum(
-        1 for r in load_dataset(synth_dir).records if r.label != "osteopenia")
+        1 for r in load_dataset(synth_dir).records if r.label != "osteopenia"
+    )
     result = evaluate(tmp_path / "bundle", synth_dir, n_boot=100).result
     assert result.n == meta["n_train"] + meta["n_validation"]
     assert 0.0 <= result.metrics["roc_auc"].value <= 1.0
@@ -42,7 +56,9 @@ def test_same_seed_gives_the_same_model(synth_dir, tmp_path):
     train(synth_dir, tmp_path / "a", config)
     train(synth_dir, tmp_path / "b", config)
     a, b = load_bundle(tmp_path / "a"), load_bundle(tmp_path / "b")
-    for (name, x), (_, y) in zip(a.net.state_dict().items(), b.net.state_dict().items(), strict=True):
+    for (name, x), (_, y) in zip(
+        a.net.state_dict().items(), b.net.state_dict().items(), strict=True
+    ):
         assert torch.equal(x, y), name
     assert a.metadata["validation_images"] == b.metadata["validation_images"]
 
@@ -51,8 +67,9 @@ def test_frozen_resnet18_three_class_with_weights_file(synth_dir, tmp_path):
     weights = tmp_path / "r18.pth"
     state = torchvision.models.resnet18().state_dict()
     torch.save(state, weights)
-    config = TrainConfig(model="resnet18", mode="frozen", task=Task("three-class"),
-                         weights_file=weights, **FAST)
+    config = TrainConfig(
+        model="resnet18", mode="frozen", task=Task("three-class"), weights_file=weights, **FAST
+    )
     outcome = train(synth_dir, tmp_path / "b", config)
     bundle = load_bundle(tmp_path / "b")
     assert bundle.class_names == ("normal", "osteopenia", "osteoporosis")
@@ -92,11 +109,13 @@ def test_conflicting_duplicates_are_dropped_by_default(synth_dir, tmp_path):
     dropped = train(data, tmp_path / "b", TrainConfig(model="cnn3", mode="scratch", **FAST))
     n_dropped = dropped.metadata["leakage"]["images_dropped_for_conflicts"]
     assert n_dropped >= 2 and dropped.metadata["leakage"]["conflicting_groups"] >= 1
-    kept = train(data, tmp_path / "c", TrainConfig(model="cnn3", mode="scratch",
-                                                   keep_conflicts=True, **FAST))
+    kept = train(
+        data, tmp_path / "c", TrainConfig(model="cnn3", mode="scratch", keep_conflicts=True, **FAST)
+    )
     assert kept.metadata["leakage"]["images_dropped_for_conflicts"] == 0
     assert kept.metadata["n_train"] + kept.metadata["n_validation"] == (
-        dropped.metadata["n_train"] + dropped.metadata["n_validation"] + n_dropped)
+        dropped.metadata["n_train"] + dropped.metadata["n_validation"] + n_dropped
+    )
 
 
 def test_bad_files_are_skipped_and_listed(synth_dir, tmp_path):

@@ -17,7 +17,7 @@ def test_all_372_images_decode_to_the_contract(real_data, tmp_path):
     assert dataset.class_counts() == {"normal": 186, "osteoporosis": 186}
     prepared = prepare([r.path for r in dataset.records], 64, cache_dir=tmp_path)
     assert prepared.problems == [] and prepared.pixels.shape == (372, 64, 64)
-    assert 0.0 <= prepared.pixels.min() and prepared.pixels.max() <= 1.0
+    assert prepared.pixels.min() >= 0.0 and prepared.pixels.max() <= 1.0
     assert float(prepared.pixels.std()) > 0.05  # real content, not blank frames
 
 
@@ -35,8 +35,13 @@ def test_short_training_on_a_real_subset_gives_valid_metrics(real_data, tmp_path
     subset = [records[i] for i in sorted(rng.choice(len(records), 96, replace=False))]
     manifest = tmp_path / "subset.csv"
     manifest.write_text("path,label\n" + "".join(f"{r.path},{r.label}\n" for r in subset))
-    outcome = train(manifest, tmp_path / "bundle", TrainConfig(
-        model="cnn3", mode="scratch", image_size=64, epochs=2, batch_size=16, progress=False))
+    outcome = train(
+        manifest,
+        tmp_path / "bundle",
+        TrainConfig(
+            model="cnn3", mode="scratch", image_size=64, epochs=2, batch_size=16, progress=False
+        ),
+    )
     assert outcome.skipped == []
     result = evaluate(tmp_path / "bundle", manifest, n_boot=200).result
     assert result.n == 96  # evaluation scores every image; only training drops conflicts

@@ -28,8 +28,8 @@ from osteoscan.bundle import (
     save_bundle,
     staging_dir_for,
 )
-from osteoscan.data.pixels import CONTRACT_VERSION, PreparedImages, default_cache_dir, prepare
 from osteoscan.data.labels import Task
+from osteoscan.data.pixels import CONTRACT_VERSION, PreparedImages, default_cache_dir, prepare
 from osteoscan.data.records import Dataset, ImageRecord, Problem, load_dataset
 from osteoscan.data.splits import plan_leakage_groups, train_val_split
 from osteoscan.data.transforms import Normalise

@@ -14,10 +14,35 @@ pytestmark = pytest.mark.slow
 def test_two_process_ddp_on_cpu_writes_one_valid_bundle(synth_dir, tmp_path):
     out = tmp_path / "ddp"
     done = subprocess.run(
-        [sys.executable, "-m", "osteoscan.cli", "--verbose", "train", "--data", str(synth_dir), "--out", str(out),
-         "--model", "cnn3", "--mode", "scratch", "--image-size", "48", "--epochs", "2",
-         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--no-progress"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "osteoscan.cli",
+            "--verbose",
+            "train",
+            "--data",
+            str(synth_dir),
+            "--out",
+            str(out),
+            "--model",
+            "cnn3",
+            "--mode",
+            "scratch",
+            "--image-size",
+            "48",
+            "--epochs",
+            "2",
+            "--accelerator",
+            "cpu",
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "distributed_backend=gloo" in done.stderr and "MEMBER: 2/2" in done.stderr

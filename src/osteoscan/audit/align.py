@@ -33,7 +33,7 @@ from PIL import Image
 DETAIL_SIDE = 128  # long side of the thumbnail whose detail is compared
 LEVEL_SIDES = (32, 64)  # the warp is refined coarse to fine on thumbnails this long
 LEVEL_ITERATIONS = (6, 4)
-SEARCH_SCALES = (0.82, 0.92, 1.04, 1.16)  # A is placed in B on the first level at these scales
+SEARCH_SCALES = (0.86, 1.0, 1.16)  # A is placed in B on the first level at these scales
 SEARCH_BELOW = 0.9  # and every shift, when the frames correlate less than this
 DETAIL_SCALE = 4  # detail finer than this many pixels of the 128-px thumbnail is compared
 MIN_OVERLAP = 0.5  # below this fraction of A inside B, the pair is not a duplicate

@@ -4,10 +4,15 @@ Each image carries two 12x12 embeddings (the whole frame; a window around its an
 padding and crops do not move). Per view, the embeddings are centred on the dataset mean and
 PCA-whitened, so that what all knees share is removed and what tells them apart is weighted up.
 A KD-tree over the first INDEX_DIMS whitened components (a lower bound of the full distance)
-shortlists SHORTLIST neighbours per image; the closest over all RANK_DIMS components (NEIGHBOURS
-per view) become candidates. The tree keeps this near n log n, never all n^2 / 2 pairs (a KD-tree slows
-down steeply beyond about 8 dimensions, hence the shortlist). Every candidate is then verified
-by :mod:`osteoscan.audit.verify`.
+shortlists SHORTLIST neighbours per image; the closest over all RANK_DIMS components, NEIGHBOURS
+per view, become candidates: about 2.5 pairs per image, never all n^2 / 2 (a KD-tree slows down
+steeply beyond about 8 dimensions, hence the shortlist). Every candidate is then verified by
+:mod:`osteoscan.audit.verify`.
+
+This is the stage that misses copies, not the verifier. An edited copy of a real knee added to
+the 372-image set became a candidate of its original for: resize + JPEG, contrast, gamma and 5%
+crops 100%, padding 88%, 4 degree rotation 88%, all edits at once 82%, a 10% crop 60%. Among
+2,000 look-alike phantoms, a 5% crop + resize + JPEG copy 70% of the time.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.neighbors import KDTree
 
-NEIGHBOURS = (1, 2)  # candidates per image from each view; the content view misses fewer copies
+NEIGHBOURS = (2, 2)  # candidates per image from each view (frame, content)
 SHORTLIST = 16  # neighbours taken from the tree, then re-ranked
 INDEX_DIMS = 8  # whitened components the tree is built on
 RANK_DIMS = 48  # whitened components the shortlist is re-ranked on

@@ -1,12 +1,12 @@
 """Decode each file once and keep only what the audit needs: hashes, metadata, a thumbnail.
 
-A :class:`Fingerprint` holds the sha256 of the file bytes, a hash of the decoded pixels (so the
-same image saved twice under other names or formats is caught), what the file says about itself
-(format, colour mode, bit depth, size), border statistics for the shortcut check, a 128-px
-thumbnail for near-duplicate verification and the report, and small embeddings for finding
-near-duplicate candidates. Files are fingerprinted in a process pool and streamed, so full
-images are never all in memory. With a cache folder, fingerprints are stored under the file's
-sha256, so a second audit (or training after an audit) decodes nothing.
+A :class:`Fingerprint` holds a hash of the decoded pixels (so the same image saved twice under
+other names or formats is caught), what the file says about itself (format, colour mode, bit
+depth, size), border statistics for the shortcut check, a 128-px thumbnail for near-duplicate
+verification and the report, and small embeddings for finding near-duplicate candidates. Files
+are fingerprinted in a process pool and streamed, so full images are never all in memory. With a
+cache folder, fingerprints are stored under the sha256 of the file's bytes, so a second audit
+(or training after an audit) decodes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from osteoscan.audit.align import DETAIL_SIDE
 from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image_with_info
 from osteoscan.data.pixels import file_sha256
 from osteoscan.errors import BadImageError
@@ -32,7 +33,7 @@ from osteoscan.errors import BadImageError
 log = logging.getLogger(__name__)
 
 FINGERPRINT_VERSION = 3  # bump when anything below changes, to invalidate cached fingerprints
-THUMBNAIL_SIDE = 128
+THUMBNAIL_SIDE = DETAIL_SIDE  # the thumbnail is what near duplicates are verified on
 EMBEDDING_SIDE = 12
 EMBEDDING_SPREAD = 1.2  # the second embedding spans this many radii of gyration around the centroid
 BORDER_FRACTION = 0.05

@@ -25,7 +25,9 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 SUPPORTED_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES
 
 MIN_SIDE = 32
-DEFAULT_MAX_PIXELS = 80_000_000  # about 9000 x 9000; larger files are refused as decompression bombs
+DEFAULT_MAX_PIXELS = (
+    80_000_000  # about 9000 x 9000; larger files are refused as decompression bombs
+)
 
 
 @dataclass(frozen=True)

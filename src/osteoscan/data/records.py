@@ -167,7 +167,9 @@ def _read_manifest(csv_path: Path) -> Dataset:
 def _parse_row(row: dict[str, str], base: Path) -> ImageRecord:
     if not row.get("path"):
         raise BadManifestError("empty 'path'")
-    path = (base / row["path"]).resolve() if not Path(row["path"]).is_absolute() else Path(row["path"])
+    path = (
+        (base / row["path"]).resolve() if not Path(row["path"]).is_absolute() else Path(row["path"])
+    )
     if not path.is_file():
         raise BadManifestError(f"file {path} does not exist")
     if not is_supported(path):
@@ -184,11 +186,11 @@ def _parse_row(row: dict[str, str], base: Path) -> ImageRecord:
     if row.get("label"):
         label = normalise_class_name(row["label"])
         if label is None:
-            raise BadManifestError(
-                f"label {row['label']!r} is not one of {', '.join(ALL_CLASSES)}"
-            )
+            raise BadManifestError(f"label {row['label']!r} is not one of {', '.join(ALL_CLASSES)}")
     if label is None and t_score is not None:
         label = who_class(t_score)
     if label is None:
         raise BadManifestError("neither a label nor a t_score is given")
-    return ImageRecord(path=path, label=label, t_score=t_score, patient_id=row.get("patient_id") or None)
+    return ImageRecord(
+        path=path, label=label, t_score=t_score, patient_id=row.get("patient_id") or None
+    )

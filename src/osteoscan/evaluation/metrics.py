@@ -116,7 +116,9 @@ def binary_metrics(
 
     metrics = _with_cis(statistics, (y, prob), n_boot, seed)
     pred = (prob >= threshold).astype(int)
-    return EvaluationResult(metrics, confusion(y.astype(int), pred, 2), class_names, len(y), threshold)
+    return EvaluationResult(
+        metrics, confusion(y.astype(int), pred, 2), class_names, len(y), threshold
+    )
 
 
 def _nanmean(values: list[float]) -> float:
@@ -140,13 +142,15 @@ def multiclass_metrics(
         for c, name in enumerate(class_names):
             values = _binary_point(yy == c, pred == c) | {"roc_auc": roc_auc(yy == c, pp[:, c])}
             per_class |= {f"{key}_{name}": values[key] for key in keys}
-        macro = {f"macro_{key}": _nanmean([per_class[f"{key}_{n}"] for n in class_names])
-                 for key in keys}
+        macro = {
+            f"macro_{key}": _nanmean([per_class[f"{key}_{n}"] for n in class_names]) for key in keys
+        }
         return {"accuracy": float(np.mean(pred == yy))} | macro | per_class
 
     metrics = _with_cis(statistics, (y, probs), n_boot, seed)
-    return EvaluationResult(metrics, confusion(y, probs.argmax(1), len(class_names)),
-                            class_names, len(y), None)
+    return EvaluationResult(
+        metrics, confusion(y, probs.argmax(1), len(class_names)), class_names, len(y), None
+    )
 
 
 def youden_threshold(targets: np.ndarray, prob_positive: np.ndarray) -> float:
