@@ -26,6 +26,24 @@ def test_every_command_has_help(command, capsys):
     assert "usage: osteoscan " + command in capsys.readouterr().out
 
 
+def _train_cnn3(data, out, *extra: str) -> int:
+    """``osteoscan train`` of the cheap cnn3 configuration, in-process; returns the exit code."""
+    return main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--model",
+            "cnn3",
+            "--mode",
+            "scratch",
+            *extra,
+        ]
+    )
+
+
 def _assert_one_line_error(capsys, code, *fragments):
     err = capsys.readouterr().err
     assert code == 2
@@ -71,19 +89,7 @@ def test_pretrained_weights_missing_offline(synth_dir, tmp_path, capsys):
 def test_class_with_no_images(tmp_path, synth_dir, capsys):
     data = tmp_path / "data"
     shutil.copytree(synth_dir / "normal", data / "normal")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "b"),
-            "--model",
-            "cnn3",
-            "--mode",
-            "scratch",
-        ]
-    )
+    code = _train_cnn3(data, tmp_path / "b")
     _assert_one_line_error(capsys, code, "osteoporosis")
 
 
@@ -92,20 +98,7 @@ def test_bad_manifest_rows_listed_and_strict_is_fatal(synth_dir, tmp_path, capsy
     shutil.copytree(synth_dir, data)
     with open(data / "manifest.csv", "a") as fh:
         fh.write("normal/missing.png,P9,0.1,\nnormal/synth_0001.png,P9,abc,\n")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "b"),
-            "--model",
-            "cnn3",
-            "--mode",
-            "scratch",
-            "--strict",
-        ]
-    )
+    code = _train_cnn3(data, tmp_path / "b", "--strict")
     _assert_one_line_error(capsys, code, "manifest.csv", "--strict")
 
 
