@@ -271,10 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if args.verbose:  # our own debug lines; third-party DEBUG (PIL's PNG chunks) is noise
+        logging.getLogger("osteoscan").setLevel(logging.DEBUG)
     try:
         return args.func(args)
     except OsteoscanError as exc:
