@@ -20,7 +20,8 @@ demo: .venv/.synced
 	$(OSTEOSCAN) synth --out $(DEMO)/test --n 120 --seed 1 --size 256
 	$(OSTEOSCAN) audit $(DEMO)/train --out $(DEMO)/audit
 	$(OSTEOSCAN) train --data $(DEMO)/train --out $(DEMO)/bundle --model resnet18 --mode scratch \
-		--image-size 128 --epochs 12 --patience 6 --batch-size 32 --cache-dir $(DEMO)/.cache --no-progress
+		--image-size 128 --epochs 12 --patience 6 --batch-size 32 --threshold youden \
+		--cache-dir $(DEMO)/.cache --no-progress
 	$(OSTEOSCAN) evaluate $(DEMO)/bundle --data $(DEMO)/test --cache-dir $(DEMO)/.cache
 	@echo
 	@echo "bundle:  $(DEMO)/bundle (metadata.json, model.safetensors, logs/)"
