@@ -230,7 +230,9 @@ def _batch_sample(
     height, width = shapes[:, 0], shapes[:, 1]
     wx = warps[0] * xs + warps[1] * ys + warps[2]
     wy = warps[3] * xs + warps[4] * ys + warps[5]
-    inside = (wx >= 0) & (wx <= width - 1) & (wy >= 0) & (wy <= height - 1)
+    # a hair of tolerance: an identity warp that rounding moved by 1e-9 px keeps its edge pixels
+    slack = 1e-3
+    inside = (wx >= -slack) & (wx <= width - 1 + slack) & (wy >= -slack) & (wy <= height - 1 + slack)
     wx = np.clip(wx, 0, width - 1.001)
     wy = np.clip(wy, 0, height - 1.001)
     x0, y0 = wx.astype(np.intp), wy.astype(np.intp)
