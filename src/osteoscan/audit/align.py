@@ -232,7 +232,9 @@ def _batch_sample(
     wy = warps[3] * xs + warps[4] * ys + warps[5]
     # a hair of tolerance: an identity warp that rounding moved by 1e-9 px keeps its edge pixels
     slack = 1e-3
-    inside = (wx >= -slack) & (wx <= width - 1 + slack) & (wy >= -slack) & (wy <= height - 1 + slack)
+    inside = (
+        (wx >= -slack) & (wx <= width - 1 + slack) & (wy >= -slack) & (wy <= height - 1 + slack)
+    )
     wx = np.clip(wx, 0, width - 1.001)
     wy = np.clip(wy, 0, height - 1.001)
     x0, y0 = wx.astype(np.intp), wy.astype(np.intp)
