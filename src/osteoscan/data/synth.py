@@ -7,7 +7,7 @@ the cortical rims thin, trabeculae thin out and the cancellous bone grows more r
 relative to the soft tissue. Per-knee spreads of the same quantities blur the classes, and
 nuisance variation that says nothing about the label (exposure, zoom, rotation, blur, noise, side
 markers) means only the bone's relative appearance carries it: a small CNN trained from scratch
-on a few hundred phantoms clearly beats chance (held-out AUC about 0.9, see
+on a few hundred phantoms clearly beats chance (held-out AUC 0.85-0.92, see
 ``tests/test_pipeline.py``) without acing it, and cannot cheat on brightness or markers.
 """
 
@@ -43,7 +43,8 @@ _MARKERS = {"L": "1000 1000 1000 1000 1111", "R": "1110 1001 1110 1010 1001"}
 
 # The label signal, per T-score unit (a WHO class step is 1.5-3 units). Tuned so that a small CNN
 # trained from scratch on a few hundred phantoms clearly beats chance but stays well short of
-# perfect: per-knee spreads (``Anatomy.cortex_base``, ``trabecular_bias``) blur the classes.
+# perfect: per-knee spreads (``Anatomy.cortex_base``, ``trabecular_bias``, ``density_bias``) blur
+# the classes.
 CORTEX_PER_T = 0.09  # relative cortical thickness change
 TRABECULAR_PER_T = 0.12  # shift of the threshold that turns the noise field into trabeculae
 MARROW_PER_T = 0.025  # change of the cancellous background density (radiolucency)
