@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,27 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     make_synthetic_dataset(out, n=60, seed=0, image_size=96)
     return out
+
+
+QUICK_TRAIN = ("--model", "cnn3", "--mode", "scratch", "--image-size", "48", "--epochs", "2")
+
+
+@pytest.fixture
+def run_cli():
+    """Run the real ``osteoscan`` entry point in a fresh interpreter; returns the finished process.
+
+    ``run_cli.quick_train(data, out, *extra, verbose=False)`` runs the cheap cnn3 training through it.
+    """
+
+    def run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "osteoscan.cli", *map(str, args)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+    def quick_train(data, out, *extra: str, verbose: bool = False) -> subprocess.CompletedProcess:
+        flags = ("--verbose",) if verbose else ()
+        return run(
+            *flags, "train", "--data", data, "--out", out, *QUICK_TRAIN, *extra, "--no-progress"
+        )
+
+    run.quick_train = quick_train
+    return run

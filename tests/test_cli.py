@@ -2,20 +2,12 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from osteoscan.cli import main
 
 COMMANDS = ["synth", "train", "evaluate", "audit", "models"]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "osteoscan.cli", *args], capture_output=True, text=True, timeout=600
-    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -108,27 +100,12 @@ def test_evaluate_missing_bundle(tmp_path, synth_dir, capsys):
 
 
 @pytest.mark.slow
-def test_train_then_evaluate_json_through_the_real_entry_point(synth_dir, tmp_path):
+def test_train_then_evaluate_json_through_the_real_entry_point(synth_dir, tmp_path, run_cli):
     data = tmp_path / "data"
     shutil.copytree(synth_dir, data)
     (data / "manifest.csv").unlink()  # read the class folders, where the broken file sits
     (data / "normal" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    done = run_cli(
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(tmp_path / "b"),
-        "--model",
-        "cnn3",
-        "--mode",
-        "scratch",
-        "--image-size",
-        "48",
-        "--epochs",
-        "2",
-        "--no-progress",
-    )
+    done = run_cli.quick_train(data, tmp_path / "b")
     assert done.returncode == 0, done.stderr
     assert "bundle:" in done.stdout and "broken.png" in done.stderr
     done = run_cli(

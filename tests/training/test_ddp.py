@@ -1,8 +1,6 @@
 """DDP with two CPU processes (gloo) must give a valid bundle, written once."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -11,38 +9,10 @@ from osteoscan.bundle import METADATA_FILE, load_bundle
 pytestmark = pytest.mark.slow
 
 
-def test_two_process_ddp_on_cpu_writes_one_valid_bundle(synth_dir, tmp_path):
+def test_two_process_ddp_on_cpu_writes_one_valid_bundle(synth_dir, tmp_path, run_cli):
     out = tmp_path / "ddp"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "osteoscan.cli",
-            "--verbose",
-            "train",
-            "--data",
-            str(synth_dir),
-            "--out",
-            str(out),
-            "--model",
-            "cnn3",
-            "--mode",
-            "scratch",
-            "--image-size",
-            "48",
-            "--epochs",
-            "2",
-            "--accelerator",
-            "cpu",
-            "--devices",
-            "2",
-            "--strategy",
-            "ddp",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = run_cli.quick_train(
+        synth_dir, out, "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", verbose=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "distributed_backend=gloo" in done.stderr and "MEMBER: 2/2" in done.stderr
