@@ -40,8 +40,10 @@ def _print_skipped(skipped) -> None:
 def _quiet_lightning(verbose: bool) -> None:
     """Lightning's banners and tips are noise at the command line; its warnings are kept.
 
-    Called after Lightning is imported, since importing it resets its loggers to INFO.
+    Called after Lightning is imported, since importing it resets its loggers to INFO. Lightning
+    prints through its own handler, so its records must not reach the root handler a second time.
     """
+    logging.getLogger("lightning").propagate = False
     if not verbose:
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
