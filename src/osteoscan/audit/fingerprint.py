@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,24 +84,14 @@ def fingerprint_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[Fingerprint]:
     """Fingerprint every path, in order; unreadable files get a Fingerprint with ``error`` set."""
-    return list(iter_fingerprints(paths, cache_dir, workers, max_pixels))
-
-
-def iter_fingerprints(
-    paths: Sequence[Path],
-    cache_dir: Path | None = None,
-    workers: int | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> Iterator[Fingerprint]:
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     cache = str(cache_root(cache_dir)) if cache_dir is not None else None
     jobs = [(str(p), cache, max_pixels) for p in paths]
     if workers <= 1 or len(jobs) < _SERIAL_BELOW:
-        yield from map(_fingerprint_job, jobs)
-        return
+        return list(map(_fingerprint_job, jobs))
     chunksize = max(1, min(16, len(jobs) // (workers * 8)))
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(_fingerprint_job, jobs, chunksize=chunksize)
+        return pool.map(_fingerprint_job, jobs, chunksize=chunksize)
 
 
 def cache_root(cache_dir: Path) -> Path:
