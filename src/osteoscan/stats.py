@@ -35,6 +35,20 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def macro_auc(targets: np.ndarray, probs: np.ndarray) -> float:
+    """ROC AUC of class 1 for two classes; the mean one-vs-rest AUC over classes otherwise.
+
+    ``targets`` are class indices, ``probs`` (N, C) scores. Classes absent from ``targets`` are
+    left out of the mean; NaN when no class has both positives and negatives.
+    """
+    targets = np.asarray(targets)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape[1] == 2:
+        return roc_auc(targets == 1, probs[:, 1])
+    per_class = np.array([roc_auc(targets == c, probs[:, c]) for c in range(probs.shape[1])])
+    return float(np.nanmean(per_class)) if not np.isnan(per_class).all() else float("nan")
+
+
 def bootstrap_cis(
     statistics: Callable[..., dict[str, float]],
     *arrays: np.ndarray,
