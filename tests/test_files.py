@@ -40,3 +40,22 @@ def test_sha256_file_matches_known_digest(tmp_path):
     assert sha256_file(target) == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+def test_check_writable_dir_creates_folder_and_refuses_a_file(tmp_path):
+    from osteoscan.errors import NotWritableError
+    from osteoscan.files import check_writable_dir
+
+    assert check_writable_dir(tmp_path / "a" / "b", "--out").is_dir()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotWritableError, match=r"--cache-dir .*f: is a file"):
+        check_writable_dir(tmp_path / "f", "--cache-dir")
+
+
+def test_check_writable_dir_refuses_a_folder_that_cannot_be_created():
+    """/proc refuses new folders even to root (for whom permission bits do not apply)."""
+    from osteoscan.errors import NotWritableError
+    from osteoscan.files import check_writable_dir
+
+    with pytest.raises(NotWritableError, match=r"--out /proc/osteoscan-x: cannot write there"):
+        check_writable_dir("/proc/osteoscan-x", "--out")

@@ -28,3 +28,23 @@ class BadConfigError(OsteoscanError):
 
 class BadBundleError(OsteoscanError):
     """A model bundle directory is missing files or was written by an incompatible version."""
+
+
+class InterruptedRun(OsteoscanError):
+    """A run was stopped by a signal (Ctrl-C, or SIGTERM from a scheduler) before it finished.
+
+    ``exit_code`` follows the shell convention 128 + signal number (130 for SIGINT, 143 for
+    SIGTERM); nothing half-written is left behind.
+    """
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal_number
+
+
+class NotWritableError(OsteoscanError):
+    """An output folder (``--out``, ``--cache-dir``) cannot be created or written to."""

@@ -70,3 +70,26 @@ def sha256_file(path: Path | str) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_writable_dir(folder: Path | str, what: str) -> Path:
+    """Make sure ``folder`` exists (creating it) and accepts files, before any long work starts.
+
+    ``what`` names the option for the message (e.g. ``"--cache-dir"``). Raises
+    :class:`~osteoscan.errors.NotWritableError` naming the folder and what to do.
+    """
+    from osteoscan.errors import NotWritableError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotWritableError(f"{what} {folder}: is a file, not a folder; name a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise NotWritableError(
+            f"{what} {folder}: cannot write there ({reason}); choose a folder you can write to"
+        ) from None
+    return folder
