@@ -1,0 +1,307 @@
+"""A bundle's ``metadata.json``: one typed, versioned schema, read and written only here.
+
+Everything downstream of training (evaluate, predict, explain, export, serve, the study) reads
+preprocessing and the decision rule from :class:`BundleMetadata`, never from re-typed constants.
+This module imports no torch, so the slim runtime (onnxruntime only) reads bundles too.
+
+:func:`BundleMetadata.from_dict` validates every field (types, ranges, agreement of the class names
+with the task) and raises :class:`~osteoscan.errors.BadBundleError` naming the file and the field,
+so a damaged or edited bundle is refused before it predicts anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from osteoscan.data.labels import Task
+from osteoscan.errors import BadBundleError, BadConfigError
+
+BUNDLE_FORMAT = 2
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+DISCLAIMER = (
+    "osteoscan is a research screening tool. Its output is not a diagnosis; osteoporosis is "
+    "diagnosed by bone densitometry (DXA) and clinical assessment."
+)
+INTENSITY_CONTRACT = (
+    "single channel float in [0,1], bone bright (DICOM MONOCHROME1 inverted, rescale and VOI "
+    "window applied), EXIF orientation applied, letterboxed (aspect kept, black padding) to "
+    "image_size x image_size, antialiased bilinear resize"
+)
+MIN_IMAGE_SIZE = 8
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` as strict-JSON-ready plain data: tuples to lists, paths to strings, numpy
+    scalars to Python numbers, and every non-finite float (NaN, +-inf) to ``None``."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How pixels must be prepared for the network: the one preprocessing contract."""
+
+    image_size: int
+    in_chans: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    contract_version: int
+    intensity_contract: str = INTENSITY_CONTRACT
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """The pretrained file a fine-tuned or frozen model started from (provenance)."""
+
+    path: str
+    sha256: str
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What the bundle was trained on, so a later evaluation can be checked for overlap."""
+
+    manifest_sha256: str
+    source: str
+    n_train: int
+    n_validation: int
+    duplicate_groups: int
+    conflicting_groups: int
+    images_dropped_for_conflicts: int
+    skipped_files: tuple[str, ...] = ()
+    validation_images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    best_epoch: int | None
+    best_val_auc: float | None
+    epochs_run: int
+    precision: str
+
+
+@dataclass(frozen=True)
+class BundleMetadata:
+    """The whole ``metadata.json``. ``class_names`` follow from ``task`` (one place for them)."""
+
+    model: str
+    mode: str
+    task: Task
+    input: InputSpec
+    decision_threshold: float | None
+    seed: int
+    weights_sha256: str
+    created: str
+    versions: dict[str, str]
+    training: TrainingRecord
+    fit: FitSummary
+    config: dict[str, Any]
+    validation_metrics: dict[str, Any]
+    pretrained: PretrainedWeights | None = None
+    bundle_format: int = BUNDLE_FORMAT
+    disclaimer: str = DISCLAIMER
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.task.class_names
+
+    @property
+    def positive_class(self) -> str | None:
+        return self.task.positive_class
+
+    def to_dict(self) -> dict[str, Any]:
+        """Strict-JSON-ready dict (non-finite floats become null)."""
+        out: dict[str, Any] = {"bundle_format": self.bundle_format}
+        for f in fields(self):
+            if f.name == "bundle_format":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "task":
+                value = value.to_dict()
+            elif hasattr(value, "__dataclass_fields__"):
+                value = {g.name: getattr(value, g.name) for g in fields(value)}
+            out[f.name] = value
+        out["class_names"] = list(self.class_names)
+        out["positive_class"] = self.positive_class
+        return json_ready(out)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: Path | str) -> BundleMetadata:
+        """Validate ``data`` (parsed ``metadata.json`` at ``where``) against the schema."""
+        return _Reader(data, where).metadata()
+
+
+class _Reader:
+    """Validates one parsed metadata document; every complaint names the file and the field."""
+
+    def __init__(self, data: Any, where: Path | str) -> None:
+        self.where = where
+        if not isinstance(data, dict):
+            self.fail("top level", "is not a JSON object")
+        self.data = data
+
+    def fail(self, key: str, problem: str):
+        raise BadBundleError(
+            f"{self.where}: field {key!r} {problem}; the bundle is damaged or was edited: "
+            "restore it from a backup or re-train it"
+        )
+
+    def get(self, key: str, kind: type | tuple[type, ...], source: dict | None = None) -> Any:
+        source = self.data if source is None else source
+        if key not in source:
+            self.fail(key, "is missing")
+        value = source[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            self.fail(key, f"must be {names}, not {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(key, "must be a finite number")
+        return value
+
+    def numbers(self, key: str, source: dict) -> tuple[float, ...]:
+        values = self.get(key, list, source)
+        if not values or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            self.fail(key, "must be a non-empty list of finite numbers")
+        return tuple(float(v) for v in values)
+
+    def metadata(self) -> BundleMetadata:
+        fmt = self.get("bundle_format", int)
+        self.refuse_unknown_keys()
+        if fmt > BUNDLE_FORMAT:
+            raise BadBundleError(
+                f"{self.where}: bundle format {fmt} was written by a newer osteoscan (this one "
+                f"reads format {BUNDLE_FORMAT}); upgrade osteoscan to use it"
+            )
+        if fmt < BUNDLE_FORMAT:
+            raise BadBundleError(
+                f"{self.where}: bundle format {fmt} is older than this osteoscan reads "
+                f"({BUNDLE_FORMAT}); re-train it with this version"
+            )
+        task_data = self.get("task", dict)
+        try:
+            task = Task(self.get("name", str, task_data), self.get("osteopenia", str, task_data))
+        except BadConfigError as exc:
+            self.fail("task", f"is invalid ({exc})")
+        class_names = self.get("class_names", list)
+        if tuple(class_names) != task.class_names:
+            self.fail("class_names", f"must be {list(task.class_names)} for the {task.name} task")
+        return BundleMetadata(
+            model=self.get("model", str),
+            mode=self.get("mode", str),
+            task=task,
+            input=self.input_spec(),
+            decision_threshold=self.threshold(task),
+            seed=self.get("seed", int),
+            weights_sha256=self.sha256("weights_sha256"),
+            created=self.get("created", str),
+            versions=self.get("versions", dict),
+            training=self.training(),
+            fit=self.fit(),
+            config=self.get("config", dict),
+            validation_metrics=self.get("validation_metrics", dict),
+            pretrained=self.pretrained(),
+            bundle_format=fmt,
+            disclaimer=self.get("disclaimer", str),
+        )
+
+    def sha256(self, key: str, source: dict | None = None) -> str:
+        value = self.get(key, str, source)
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            self.fail(key, "must be a 64-digit lower-case hex sha256")
+        return value
+
+    def input_spec(self) -> InputSpec:
+        data = self.get("input", dict)
+        size = self.get("image_size", int, data)
+        if size < MIN_IMAGE_SIZE:
+            self.fail("input.image_size", f"must be at least {MIN_IMAGE_SIZE}, not {size}")
+        in_chans = self.get("in_chans", int, data)
+        mean, std = self.numbers("mean", data), self.numbers("std", data)
+        if len(mean) != in_chans or len(std) != in_chans:
+            self.fail("input.mean/std", f"must have one value per input channel ({in_chans})")
+        if any(s <= 0 for s in std):
+            self.fail("input.std", "must be positive (a zero std divides by zero)")
+        return InputSpec(
+            size,
+            in_chans,
+            mean,
+            std,
+            self.get("contract_version", int, data),
+            self.get("intensity_contract", str, data),
+        )
+
+    def threshold(self, task: Task) -> float | None:
+        value = self.get("decision_threshold", (float, type(None)))
+        if task.name == "binary":
+            if value is None:
+                self.fail("decision_threshold", "must be a number for the binary task")
+            if not 0.0 <= value <= 1.0:
+                self.fail("decision_threshold", f"must lie in [0, 1], not {value}")
+        elif value is not None:
+            self.fail("decision_threshold", "must be null for the three-class task")
+        return value
+
+    def training(self) -> TrainingRecord:
+        data = self.get("training", dict)
+        counts = {
+            key: self.get(key, int, data)
+            for key in (
+                "n_train",
+                "n_validation",
+                "duplicate_groups",
+                "conflicting_groups",
+                "images_dropped_for_conflicts",
+            )
+        }
+        return TrainingRecord(
+            manifest_sha256=self.sha256("manifest_sha256", data),
+            source=self.get("source", str, data),
+            skipped_files=tuple(self.get("skipped_files", list, data)),
+            validation_images=tuple(self.get("validation_images", list, data)),
+            **counts,
+        )
+
+    def fit(self) -> FitSummary:
+        data = self.get("fit", dict)
+        return FitSummary(
+            best_epoch=self.get("best_epoch", (int, type(None)), data),
+            best_val_auc=self.get("best_val_auc", (float, type(None)), data),
+            epochs_run=self.get("epochs_run", int, data),
+            precision=self.get("precision", str, data),
+        )
+
+    def pretrained(self) -> PretrainedWeights | None:
+        data = self.get("pretrained", (dict, type(None)))
+        if data is None:
+            return None
+        return PretrainedWeights(
+            self.get("path", str, data), self.sha256("sha256", data), self.get("origin", str, data)
+        )
+
+    def refuse_unknown_keys(self) -> None:
+        """Keys outside the schema are refused: a newer writer must raise ``bundle_format``."""
+        known = {f.name for f in fields(BundleMetadata)} | {"class_names", "positive_class"}
+        unknown = sorted(set(self.data) - known)
+        if unknown:
+            self.fail(", ".join(unknown), f"is not part of bundle format {BUNDLE_FORMAT}")

@@ -1,0 +1,84 @@
+"""The bundle metadata schema: round trip, and a clear refusal of each kind of damage."""
+
+import json
+
+import pytest
+
+from osteoscan.data.labels import Task
+from osteoscan.errors import BadBundleError
+from osteoscan.metadata import (
+    BUNDLE_FORMAT,
+    BundleMetadata,
+    FitSummary,
+    InputSpec,
+    TrainingRecord,
+)
+
+SHA = "ab" * 32
+
+
+def make_metadata(**changes) -> BundleMetadata:
+    values = dict(
+        model="cnn3",
+        mode="scratch",
+        task=Task(),
+        input=InputSpec(48, 1, (0.5,), (0.25,), contract_version=1),
+        decision_threshold=0.5,
+        seed=0,
+        weights_sha256=SHA,
+        created="2026-12-01T00:00:00+00:00",
+        versions={"osteoscan": "0.1.0"},
+        training=TrainingRecord(SHA, "/data", 10, 4, 1, 0, 0),
+        fit=FitSummary(best_epoch=2, best_val_auc=float("nan"), epochs_run=3, precision="32"),
+        config={"epochs": 3},
+        validation_metrics={"roc_auc": {"value": float("-inf")}},
+    )
+    values.update(changes)
+    return BundleMetadata(**values)
+
+
+def test_round_trip_through_strict_json():
+    meta = make_metadata()
+    text = json.dumps(meta.to_dict(), allow_nan=False)
+    data = json.loads(text)
+    assert data["class_names"] == ["normal", "osteoporosis"]
+    assert data["fit"]["best_val_auc"] is None  # NaN is not JSON
+    again = BundleMetadata.from_dict(data, "m.json")
+    assert again.input == meta.input and again.task == meta.task
+    assert again.class_names == ("normal", "osteoporosis")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.pop("class_names"), "'class_names' is missing"),
+        (lambda d: d["input"].pop("image_size"), "'image_size' is missing"),
+        (lambda d: d.pop("task"), "'task' is missing"),
+        (lambda d: d["input"].update(image_size="48"), "'image_size' must be int, not str"),
+        (lambda d: d["input"].update(image_size=True), "'image_size' must be int, not bool"),
+        (lambda d: d["input"].update(image_size=2), "must be at least 8"),
+        (lambda d: d["input"].update(std=[0.0]), "must be positive"),
+        (lambda d: d.update(decision_threshold=None), "must be a number for the binary task"),
+        (lambda d: d.update(decision_threshold=1.5), r"must lie in \[0, 1\]"),
+        (lambda d: d.update(class_names=["osteoporosis", "normal"]), "must be"),
+        (lambda d: d.update(weights_sha256="xyz"), "64-digit"),
+        (lambda d: d.update(surprise=1), "'surprise' is not part of bundle format"),
+    ],
+)
+def test_each_kind_of_damage_is_named(edit, message):
+    data = make_metadata().to_dict()
+    edit(data)
+    with pytest.raises(BadBundleError, match=message) as info:
+        BundleMetadata.from_dict(data, "b/metadata.json")
+    assert str(info.value).startswith("b/metadata.json: ")
+    assert "re-train" in str(info.value)
+
+
+def test_newer_and_older_formats_say_what_to_do():
+    data = make_metadata().to_dict()
+    data["bundle_format"] = BUNDLE_FORMAT + 1
+    with pytest.raises(BadBundleError, match="newer osteoscan.*upgrade"):
+        BundleMetadata.from_dict(data, "m.json")
+    data["bundle_format"] = BUNDLE_FORMAT - 1
+    with pytest.raises(BadBundleError, match="re-train it"):
+        BundleMetadata.from_dict(data, "m.json")
