@@ -18,14 +18,11 @@ from typing import Any
 
 from osteoscan.data.labels import Task
 from osteoscan.errors import BadBundleError, BadConfigError
+from osteoscan.htmlpage import SCREENING_NOTICE
 
 BUNDLE_FORMAT = 2
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
-DISCLAIMER = (
-    "osteoscan is a research screening tool. Its output is not a diagnosis; osteoporosis is "
-    "diagnosed by bone densitometry (DXA) and clinical assessment."
-)
 INTENSITY_CONTRACT = (
     "single channel float in [0,1], bone bright (DICOM MONOCHROME1 inverted, rescale and VOI "
     "window applied), EXIF orientation applied, letterboxed (aspect kept, black padding) to "
@@ -113,7 +110,7 @@ class BundleMetadata:
     validation_metrics: dict[str, Any]
     pretrained: PretrainedWeights | None = None
     bundle_format: int = BUNDLE_FORMAT
-    disclaimer: str = DISCLAIMER
+    disclaimer: str = SCREENING_NOTICE
 
     @property
     def class_names(self) -> tuple[str, ...]:
