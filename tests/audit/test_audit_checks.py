@@ -122,3 +122,19 @@ def test_too_few_images_skip_the_check_with_a_reason() -> None:
     records, fps = cohort(shortcut=False, n=3)
     result = check_shortcuts(records, fps)
     assert result.auc is None and "two readable images" in result.note
+
+
+def test_few_patients_fold_by_patient_instead_of_failing() -> None:
+    """Three patients hold all 120 images: five folds that keep patients whole cannot exist, so
+    the check folds by patient (three folds) instead of stopping the audit."""
+    records, fps = cohort(shortcut=True)
+    records = [record(k, r.label, patient=f"P{k % 3}") for k, r in enumerate(records)]
+    result = check_shortcuts(records, fps)
+    assert result.auc is not None and result.n_folds == 3
+
+
+def test_one_patient_skips_the_check_with_a_reason() -> None:
+    records, fps = cohort(shortcut=True, n=20)
+    records = [record(k, r.label, patient="P1") for k, r in enumerate(records)]
+    result = check_shortcuts(records, fps)
+    assert result.auc is None and "independent image groups" in result.note

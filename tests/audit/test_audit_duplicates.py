@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from PIL import Image
 
 from osteoscan.audit import DuplicateGroup, find_duplicate_groups
 from osteoscan.audit.align import alignment_view, similarities, similarity
 from osteoscan.audit.candidates import NEIGHBOURS, candidate_pairs
-from osteoscan.audit.duplicates import connected_components
 from osteoscan.audit.verify import NEAR_THRESHOLD
 
 
@@ -73,14 +74,6 @@ def test_candidate_search_finds_a_noisy_copy_among_many_vectors() -> None:
     assert (pairs[:, 0] < pairs[:, 1]).all()
 
 
-def test_connected_components() -> None:
-    assert sorted(map(sorted, connected_components([(1, 2), (3, 4), (2, 5)]))) == [
-        [1, 2, 5],
-        [3, 4],
-    ]
-    assert connected_components([]) == []
-
-
 def test_second_call_with_a_cache_decodes_and_verifies_nothing(
     planted, tmp_path, monkeypatch
 ) -> None:
@@ -95,3 +88,17 @@ def test_second_call_with_a_cache_decodes_and_verifies_nothing(
     monkeypatch.setattr(fingerprint, "compute_fingerprint", forbidden)
     monkeypatch.setattr(duplicates, "verify_pairs", forbidden)
     assert find_duplicate_groups(paths, cache_dir=tmp_path, workers=1) == first
+
+
+def test_pair_cache_is_strict_json_and_skips_scores_that_are_not_numbers(tmp_path) -> None:
+    from osteoscan.audit.pair_cache import load_scores, save_scores
+
+    def refuse(constant: str):
+        raise AssertionError(f"{constant} in the pair cache: not strict JSON")
+
+    pairs = [("a" * 64, "b" * 64), ("a" * 64, "c" * 64)]
+    save_scores(tmp_path, pairs, np.array([0.93, np.nan]))
+    (table,) = (tmp_path / "pairs").rglob("*.json")
+    assert json.loads(table.read_text(), parse_constant=refuse) == {"b" * 64: 0.93}
+    np.testing.assert_array_equal(load_scores(tmp_path, pairs), [0.93, np.nan])
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from osteoscan.data import pixels as pixels_module
-from osteoscan.data.pixels import file_sha256, letterbox, prepare
+from osteoscan.data.pixels import letterbox, prepare
+from osteoscan.files import sha256_file
 
 SIZE = 32
 
@@ -75,7 +76,7 @@ def test_prepare_keeps_record_order_and_reports_bad_files(tmp_path: Path) -> Non
     assert prepared.indices == [0, 2]
     assert prepared.pixels[0].max() == pytest.approx(30 / 255, abs=1e-3)
     assert prepared.pixels[1].max() == pytest.approx(220 / 255, abs=1e-3)
-    assert prepared.content_hashes == [file_sha256(dark), file_sha256(bright)]
+    assert prepared.content_hashes == [sha256_file(dark), sha256_file(bright)]
     assert [index for index, _ in prepared.problems] == [1, 3]
     assert "broken.png" in prepared.problems[0][1]
     assert "missing.png" in prepared.problems[1][1]

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from osteoscan.data.labels import NORMAL, OSTEOPOROSIS
-from osteoscan.data.splits import grouped_kfold, plan_leakage_groups, train_val_split
+from osteoscan.data.splits import (
+    grouped_kfold,
+    join_groups,
+    plan_leakage_groups,
+    train_val_split,
+)
 from osteoscan.errors import BadManifestError
 
 N, P = NORMAL, OSTEOPOROSIS
@@ -24,6 +29,14 @@ def random_cohort(seed: int, n_classes: int, n_groups: int = 40) -> tuple[np.nda
             targets.append(int(rng.integers(n_classes)) if mixed else int(cls))
             groups.append(int(rng.integers(10_000)) * 100 + group)  # arbitrary group ids
     return np.array(targets), np.array(groups)
+
+
+def test_join_groups_is_transitive_and_leaves_loners_alone() -> None:
+    roots = join_groups(7, [(1, 2), (3, 4), (2, 5), (6,)])
+    assert roots[1] == roots[2] == roots[5]
+    assert roots[3] == roots[4]
+    assert len({roots[0], roots[1], roots[3], roots[6]}) == 4
+    assert join_groups(3, []) == [0, 1, 2]
 
 
 def test_leakage_groups_join_patients_and_duplicates_transitively() -> None:
@@ -107,13 +120,39 @@ def test_leakage_plan_feeds_grouped_kfold_without_patient_leakage() -> None:
 def test_fewer_groups_than_folds_is_a_clear_error() -> None:
     targets = [0, 0, 0, 1, 1, 1, 0, 1]
     groups = [1, 1, 1, 2, 2, 2, 3, 3]
-    with pytest.raises(BadManifestError, match=r"only 3 independent image groups .* 5 folds"):
+    with pytest.raises(
+        BadManifestError, match=r"only 3 independent image groups .* 5 stratified folds"
+    ):
         grouped_kfold(targets, groups, k=5, seed=0)
 
 
 def test_too_few_images_per_class_is_a_clear_error() -> None:
     with pytest.raises(BadManifestError, match="5 stratified folds"):
         grouped_kfold([0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5], k=5, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("targets", "groups", "shortage"),
+    [
+        ([0, 0, 0, 1, 1, 1, 0, 1], [1, 1, 1, 2, 2, 2, 3, 3], "only 3 independent image groups"),
+        ([0, 0, 0, 1, 1, 1], [0, 1, 2, 3, 4, 5], "only 3 images in the largest class"),
+        ([], [], "only 0 independent image groups"),
+    ],
+)
+def test_train_val_split_errors_name_the_option_train_has(targets, groups, shortage) -> None:
+    """`train` has no folds option: the message names --val-fraction, never folds."""
+    with pytest.raises(BadManifestError) as caught:
+        train_val_split(targets, groups, val_fraction=0.2, seed=0)
+    message = str(caught.value)
+    assert shortage in message and "validation fraction of 0.2" in message
+    assert "--val-fraction" in message and "fold" not in message
+
+
+def test_all_images_dropped_as_conflicts_names_keep_conflicts() -> None:
+    with pytest.raises(BadManifestError, match="--keep-conflicts") as caught:
+        plan_leakage_groups([N, P, N, P], [None] * 4, [[0, 1], [2, 3]])
+    assert "every image (4)" in str(caught.value) and "2 group(s)" in str(caught.value)
+    assert "0 independent" not in str(caught.value)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -131,3 +131,12 @@ def test_lower_t_score_gives_less_dense_bone_all_else_equal() -> None:
 def test_impossible_sizes_are_refused(tmp_path: Path, n: int, image_size: int) -> None:
     with pytest.raises(BadConfigError):
         make_synthetic_dataset(tmp_path, n=n, image_size=image_size)
+
+
+def test_a_leftover_temporary_name_does_not_break_writing(tmp_path: Path) -> None:
+    """An interrupted earlier run (or another writer) may leave ``.manifest.csv.tmp`` behind;
+    every write uses a fresh temporary name, so the set is still written in full."""
+    (tmp_path / ".manifest.csv.tmp").mkdir()
+    manifest = make_synthetic_dataset(tmp_path, n=3, seed=0, image_size=48)
+    assert len(_rows(manifest)) == 3
+    assert [p.name for p in tmp_path.glob(".*")] == [".manifest.csv.tmp"]

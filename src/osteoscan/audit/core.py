@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from osteoscan.audit.inventory import take_inventory
 from osteoscan.audit.result import AuditResult
 from osteoscan.audit.shortcut import check_shortcuts
 from osteoscan.audit.verify import NEAR_THRESHOLD
+from osteoscan.data.pixels import DEFAULT_WORKERS
 from osteoscan.data.records import load_dataset
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def run_audit(
     Unreadable files are findings, never errors; a malformed manifest raises BadManifestError.
     """
     source = Path(source)
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    workers = workers if workers is not None else DEFAULT_WORKERS
     dataset = load_dataset(source)
     records = dataset.records
     log.info("auditing %d images from %s with %d worker(s)", len(records), source, workers)

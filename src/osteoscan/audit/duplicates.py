@@ -10,9 +10,8 @@ so the two groupings agree.
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from osteoscan.audit.candidates import candidate_pairs
 from osteoscan.audit.fingerprint import Fingerprint, cache_root, fingerprint_files
 from osteoscan.audit.pair_cache import load_scores, save_scores
 from osteoscan.audit.verify import NEAR_THRESHOLD, verify_pairs
+from osteoscan.data.pixels import DEFAULT_WORKERS
+from osteoscan.data.splits import join_groups
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def near_groups(
         return []
     embeddings = np.stack([fingerprints[i].embeddings for i in representatives])
     candidates = candidate_pairs(embeddings)
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    workers = workers if workers is not None else DEFAULT_WORKERS
     scores = _verify([fingerprints[i] for i in representatives], candidates, workers, cache_dir)
     log.info(
         "near duplicates: %d candidate pairs among %d images, %d above %.2f",
@@ -99,8 +100,12 @@ def near_groups(
         for (i, j), s in zip(candidates.tolist(), scores, strict=True)
         if s >= NEAR_THRESHOLD
     ]
+    roots = join_groups(len(fingerprints), [(a, b) for a, b, _ in links])
+    components: dict[int, set[int]] = defaultdict(set)
+    for a, b, _ in links:
+        components[roots[a]].update((a, b))
     groups = []
-    for component in connected_components((a, b) for a, b, _ in links):
+    for component in components.values():
         members = sorted(m for r in component for m in copies.get(r, (r,)))
         inside = tuple(link for link in links if link[0] in component)
         groups.append(DuplicateGroup("near", tuple(members), min(s for *_, s in inside), inside))
@@ -126,22 +131,3 @@ def _verify(
             cache_root(cache_dir), [k for k, t in zip(keys, todo, strict=True) if t], scores[todo]
         )
     return scores
-
-
-def connected_components(edges: Iterable[tuple[int, int]]) -> list[set[int]]:
-    """Connected components (>= 2 nodes) of the graph with these edges."""
-    parent: dict[int, int] = {}
-
-    def find(node: int) -> int:
-        parent.setdefault(node, node)
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for a, b in edges:
-        parent[find(a)] = find(b)
-    components: dict[int, set[int]] = defaultdict(set)
-    for node in list(parent):
-        components[find(node)].add(node)
-    return list(components.values())

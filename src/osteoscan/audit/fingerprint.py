@@ -15,8 +15,6 @@ import hashlib
 import io
 import logging
 import multiprocessing
-import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +25,9 @@ from PIL import Image
 
 from osteoscan.audit.align import DETAIL_SIDE
 from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image_with_info
-from osteoscan.data.pixels import file_sha256
+from osteoscan.data.pixels import DEFAULT_WORKERS
 from osteoscan.errors import BadImageError
+from osteoscan.files import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def fingerprint_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[Fingerprint]:
     """Fingerprint every path, in order; unreadable files get a Fingerprint with ``error`` set."""
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    workers = workers if workers is not None else DEFAULT_WORKERS
     cache = str(cache_root(cache_dir)) if cache_dir is not None else None
     jobs = [(str(p), cache, max_pixels) for p in paths]
     if workers <= 1 or len(jobs) < _SERIAL_BELOW:
@@ -105,7 +104,7 @@ def _fingerprint_job(job: tuple[str, str | None, int]) -> Fingerprint:
     if cache is None:  # the file hash only serves as a cache key
         return _fresh(path, None, max_pixels)
     try:
-        sha = file_sha256(path)
+        sha = sha256_file(path)
     except OSError as exc:
         return Fingerprint(path_str, error=f"{path}: cannot read file ({exc.strerror or exc})")
     cache_file = Path(cache) / sha[:2] / f"{sha}.npz"
@@ -231,21 +230,17 @@ _STRINGS = ("sha256", "pixel_hash", "format", "mode")
 
 
 def _save(target: Path, fp: Fingerprint) -> None:
-    """Write the fingerprint (minus its path) atomically: temp file, then rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    """Write the fingerprint (minus its path); a failed write costs a decode next time."""
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
             np.savez(
                 fh,
                 thumbnail=fp.thumbnail,
                 embeddings=fp.embeddings,
                 **{name: np.array(getattr(fp, name)) for name in _SCALARS + _FLOATS + _STRINGS},
             )
-        os.replace(tmp, target)
     except OSError as exc:
         log.warning("could not write audit cache entry %s (%s)", target, exc)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _load(source: Path, path: str) -> Fingerprint | None:

@@ -3,21 +3,22 @@
 Verifying a candidate pair costs milliseconds, and a dataset has a few candidates per image, so
 training after an audit would otherwise redo seconds of work. Each score is stored once, in a
 small JSON file named after the smaller of the two hashes; renamed files keep their scores,
-edited files get new ones. Writes are atomic (temp file + rename); a lost race loses a score,
-never corrupts one.
+edited files get new ones. Writes are atomic (:func:`osteoscan.files.atomic_path`); a lost race
+loses a score, never corrupts one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from osteoscan.files import atomic_path, to_json
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,14 @@ def load_scores(root: Path, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
 
 
 def save_scores(root: Path, pairs: Sequence[tuple[str, str]], scores: np.ndarray) -> None:
-    """Add these scores to the cache (merging with what is there)."""
+    """Add these scores to the cache (merging with what is there).
+
+    A score that is not a finite number is not stored: it reads back as "not cached" anyway.
+    """
     updates: dict[str, dict[str, float]] = defaultdict(dict)
     for (a, b), score in zip(pairs, scores, strict=True):
+        if not math.isfinite(score):
+            continue
         low, high = sorted((a, b))
         updates[low][high] = float(score)  # JSON keeps every digit of a float
     for low, new in updates.items():
@@ -46,7 +52,11 @@ def save_scores(root: Path, pairs: Sequence[tuple[str, str]], scores: np.ndarray
         if new.items() <= table.items():
             continue
         table.update(new)
-        _write_atomic(path, json.dumps(table))
+        try:  # a cache needs no fsync: a lost entry is only recomputed
+            with atomic_path(path) as tmp:
+                tmp.write_text(to_json(table))
+        except OSError as exc:
+            log.warning("could not write audit cache entry %s (%s)", path, exc)
 
 
 def _table_path(root: Path, sha: str) -> Path:
@@ -61,17 +71,3 @@ def _read(path: Path) -> dict[str, float]:
     except (OSError, ValueError) as exc:
         log.warning("ignoring unreadable audit cache entry %s (%s)", path, exc)
         return {}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("could not write audit cache entry %s (%s)", path, exc)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)

@@ -9,19 +9,18 @@ this dataset by learning how each class was collected rather than what the bone 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.model_selection import StratifiedGroupKFold
 
-from osteoscan.audit.duplicates import DuplicateGroup, connected_components
+from osteoscan.audit.duplicates import DuplicateGroup
 from osteoscan.audit.fingerprint import Fingerprint
 from osteoscan.data.labels import OSTEOPOROSIS
 from osteoscan.data.records import ImageRecord
-from osteoscan.stats import bootstrap_ci, roc_auc
+from osteoscan.data.splits import grouped_kfold, plan_leakage_groups
+from osteoscan.stats import bootstrap_ci, macro_auc, roc_auc
 
 WARN_ABOVE = 0.6  # warn when the lower end of the 95% interval is above this AUC
 MAX_FOLDS = 5
@@ -83,15 +82,25 @@ def check_shortcuts(
     positive = OSTEOPOROSIS if OSTEOPOROSIS in classes else (classes[-1] if classes else None)
     names, features = _feature_matrix([fingerprints[i] for i in used])
     target = np.array([classes.index(records[i].label) for i in used], dtype=np.intp)
+    plan = plan_leakage_groups(
+        [r.label for r in records],
+        [r.patient_id for r in records],
+        [g.members for g in groups],
+        keep_conflicts=True,  # a copy under two labels is exactly what a shortcut may exploit
+    )
+    leakage = np.asarray(plan.group_ids, dtype=np.intp)[used]
     smallest = int(np.bincount(target).min()) if len(classes) > 1 else 0
-    n_folds = min(MAX_FOLDS, smallest)
+    n_folds = min(MAX_FOLDS, smallest, len(np.unique(leakage)))
     if n_folds < 2:
-        note = "needs at least two classes with two readable images each"
+        note = (
+            "needs at least two classes with two readable images each, in at least two "
+            "independent image groups (patients/duplicates)"
+        )
         return ShortcutResult(None, None, None, len(used), 0, positive, names, (), None, note)
-    leakage = _leakage_groups(used, records, groups)
-    proba = _out_of_fold_proba(features, target, leakage, n_folds, workers, seed)
-    auc = _macro_auc(target, proba)
-    low, high = bootstrap_ci(_macro_auc, target, proba, seed=seed)
+    folds = grouped_kfold(target, leakage, n_folds, seed)
+    proba = _out_of_fold_proba(features, target, folds, workers, seed)
+    auc = macro_auc(target, proba)
+    low, high = bootstrap_ci(macro_auc, target, proba, seed=seed)
     is_positive = target == classes.index(positive)
     strongest = sorted(
         ((n, _folded(roc_auc(is_positive, features[:, k]))) for k, n in enumerate(names)),
@@ -131,44 +140,21 @@ def _feature_matrix(fingerprints: Sequence[Fingerprint]) -> tuple[tuple[str, ...
     return names, matrix
 
 
-def _leakage_groups(
-    used: Sequence[int], records: Sequence[ImageRecord], groups: Sequence[DuplicateGroup]
-) -> np.ndarray:
-    """A group id per used record: copies of an image and one patient's images share an id."""
-    by_patient: dict[str, list[int]] = defaultdict(list)
-    for i in used:
-        if records[i].patient_id:
-            by_patient[records[i].patient_id].append(i)
-    joined = [g.members for g in groups] + list(by_patient.values())
-    edges = [(members[0], other) for members in joined for other in members[1:]]
-    root = {node: min(c) for c in connected_components(edges) for node in c}
-    return np.array([root.get(i, i) for i in used])
-
-
 def _out_of_fold_proba(
     features: np.ndarray,
     target: np.ndarray,
-    groups: np.ndarray,
-    n_folds: int,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
     workers: int,
     seed: int,
 ) -> np.ndarray:
     proba = np.zeros((len(target), int(target.max()) + 1))
-    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for train, test in folds.split(features, target, groups):
+    for train, test in folds:
         model = RandomForestClassifier(
             n_estimators=100, min_samples_leaf=3, random_state=seed, n_jobs=workers
         )
         model.fit(features[train], target[train])
         proba[np.ix_(test, model.classes_)] = model.predict_proba(features[test])
     return proba
-
-
-def _macro_auc(target: np.ndarray, proba: np.ndarray) -> float:
-    """ROC AUC; one-vs-rest averaged over classes when there are more than two."""
-    if proba.shape[1] == 2:
-        return roc_auc(target == 1, proba[:, 1])
-    return float(np.nanmean([roc_auc(target == k, proba[:, k]) for k in range(proba.shape[1])]))
 
 
 def _folded(auc: float) -> float:

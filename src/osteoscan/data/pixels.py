@@ -7,11 +7,9 @@ bytes plus the settings, so renaming a file keeps its cache entry and editing it
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +19,13 @@ from PIL import Image
 
 from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image
 from osteoscan.errors import BadImageError
+from osteoscan.files import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
 CONTRACT_VERSION = 1  # bump when decoding or resizing changes, to invalidate disk caches
+# Worker processes for decoding and for the audit when the caller gives none: every core, at most 4.
+DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 
 
 def default_cache_dir() -> Path:
@@ -61,19 +62,11 @@ class PreparedImages:
     problems: list[tuple[int, str]]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _prepare_one(args: tuple[int, str, int, str | None, int]) -> tuple[int, object, str]:
     index, path_str, size, cache_dir, max_pixels = args
     path = Path(path_str)
     try:
-        sha = file_sha256(path)
+        sha = sha256_file(path)
     except OSError as exc:
         return index, f"{path}: cannot read file ({exc})", ""
     cache_file = None
@@ -89,20 +82,17 @@ def _prepare_one(args: tuple[int, str, int, str | None, int]) -> tuple[int, obje
     except BadImageError as exc:
         return index, str(exc), sha
     if cache_file is not None:
-        _atomic_save(cache_file, boxed)
+        _save_cache_entry(cache_file, boxed)
     return index, boxed, sha
 
 
-def _atomic_save(target: Path, array: np.ndarray) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+def _save_cache_entry(target: Path, array: np.ndarray) -> None:
+    """A failed write costs a decode next time, never the run."""
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
             np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, target)
     except OSError as exc:
         log.warning("could not write cache entry %s (%s)", target, exc)
-        Path(tmp).unlink(missing_ok=True)
 
 
 class _MemoryCache:
@@ -143,7 +133,7 @@ def prepare(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> PreparedImages:
     """Decode and letterbox every path once (in parallel), using and filling the caches."""
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    workers = workers if workers is not None else DEFAULT_WORKERS
     cache = str(cache_dir) if cache_dir is not None else None
     keys = [_MEMORY.key(Path(p), size) for p in paths]
     results = []

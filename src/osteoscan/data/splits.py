@@ -3,11 +3,12 @@
 Records are joined into *leakage groups* (union of: same patient id, exact-duplicate group,
 near-duplicate group). Splits are stratified by class and keep every group in one fold.
 Duplicate groups whose members carry different labels are dropped unless kept explicitly.
+:func:`join_groups` is the one union-find of the package (the audit groups its links with it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,10 @@ class LeakagePlan:
     n_duplicate_groups: int
 
 
-def _union_find(n: int, groups: Sequence[Sequence[int]]) -> list[int]:
+def join_groups(n: int, groups: Iterable[Sequence[int]]) -> list[int]:
+    """The union-find behind every grouping: items ``0..n-1`` joined by ``groups`` (each a
+    sequence of items that belong together, joined transitively); returns one representative
+    item per item, equal for items of the same group."""
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -55,9 +59,15 @@ def plan_leakage_groups(
     for i, pid in enumerate(patient_ids):
         if pid:
             by_patient.setdefault(pid, []).append(i)
-    roots = _union_find(len(labels), [*duplicate_groups, *by_patient.values()])
+    roots = join_groups(len(labels), [*duplicate_groups, *by_patient.values()])
     dropped_set = set(dropped)
     kept = [i for i in range(len(labels)) if i not in dropped_set]
+    if dropped and not kept:
+        raise BadManifestError(
+            f"every image ({len(dropped)}) is in a duplicate group whose copies carry different "
+            f"labels ({len(conflicting)} group(s)), and such groups are dropped; fix the labels "
+            "(`osteoscan audit` lists the groups) or pass --keep-conflicts to keep them"
+        )
     return LeakagePlan(
         kept=kept,
         group_ids=[roots[i] for i in kept],
@@ -71,20 +81,12 @@ def grouped_kfold(
     targets: Sequence[int], groups: Sequence[int], k: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """k stratified folds that keep each group whole: a list of (train_index, test_index)."""
-    targets, groups = np.asarray(targets), np.asarray(groups)
-    n_groups = len(np.unique(groups))
-    if n_groups < k:
+    shortage = _shortage(targets, groups, k)
+    if shortage:
         raise BadManifestError(
-            f"only {n_groups} independent image groups (patients/duplicates) for {k} folds; "
-            "add images or use fewer folds"
+            f"{shortage} for {k} stratified folds; add images or use fewer folds"
         )
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    try:
-        return list(splitter.split(np.zeros(len(targets)), targets, groups))
-    except ValueError as exc:  # e.g. every class has fewer images than folds
-        raise BadManifestError(
-            f"cannot make {k} stratified folds ({exc}); add images or use fewer folds"
-        ) from exc
+    return _folds(targets, groups, k, seed)
 
 
 def train_val_split(
@@ -94,10 +96,34 @@ def train_val_split(
     if not 0.0 < val_fraction < 0.5:
         raise BadManifestError(f"validation fraction {val_fraction} must be in (0, 0.5)")
     k = max(2, round(1.0 / val_fraction))
-    train_index, val_index = grouped_kfold(targets, groups, k, seed)[0]
+    shortage = _shortage(targets, groups, k)
+    if shortage:
+        raise BadManifestError(
+            f"{shortage}: too few to hold out a validation fraction of {val_fraction:g} "
+            f"(at least {k} are needed); add images of more patients or raise --val-fraction"
+        )
+    train_index, val_index = _folds(targets, groups, k, seed)[0]
     if len(set(np.asarray(targets)[val_index])) < len(set(targets)):
         raise BadManifestError(
             "the validation split lacks a class; add images of the rarer class "
             "or raise --val-fraction"
         )
     return train_index, val_index
+
+
+def _shortage(targets: Sequence[int], groups: Sequence[int], k: int) -> str | None:
+    """Why ``k`` stratified folds that keep groups whole cannot be made, or None."""
+    n_groups = len(np.unique(np.asarray(groups)))
+    if n_groups < k:
+        return f"only {n_groups} independent image groups (patients/duplicates)"
+    largest = int(np.unique(np.asarray(targets), return_counts=True)[1].max())
+    if largest < k:
+        return f"only {largest} images in the largest class"
+    return None
+
+
+def _folds(
+    targets: Sequence[int], groups: Sequence[int], k: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(targets)), np.asarray(targets), np.asarray(groups)))

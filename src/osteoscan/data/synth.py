@@ -17,7 +17,6 @@ import csv
 import io
 import logging
 import math
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from PIL import Image
 
 from osteoscan.data.labels import ALL_CLASSES, who_class
 from osteoscan.errors import BadConfigError
+from osteoscan.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -277,14 +277,6 @@ def _plan(n: int, rng: np.random.Generator) -> list[tuple[str, float, Anatomy]]:
     return plan
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
@@ -312,9 +304,9 @@ def make_synthetic_dataset(
         label = who_class(t_score)
         relative = f"{label}/synth_{index:04d}.png"
         image = render_phantom(t_score, rng, image_size, anatomy)
-        _write_atomic(out_dir / relative, _png_bytes(image))
+        atomic_write(out_dir / relative, _png_bytes(image))
         rows.append((relative, patient_id, f"{t_score:.2f}", label))
-    _write_atomic(out_dir / "README.txt", README_TEXT.encode())
+    atomic_write(out_dir / "README.txt", README_TEXT.encode())
 
     written = {row[0] for row in rows}
     for label in ALL_CLASSES:
@@ -327,7 +319,7 @@ def make_synthetic_dataset(
     writer.writerow(("path", "patient_id", "t_score", "label"))
     writer.writerows(rows)
     manifest = out_dir / "manifest.csv"
-    _write_atomic(manifest, text.getvalue().encode())
+    atomic_write(manifest, text.getvalue().encode())
     logger.info(
         "wrote %d synthetic phantoms of %d patients to %s", n, len({r[1] for r in rows}), out_dir
     )

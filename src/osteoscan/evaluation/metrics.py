@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from osteoscan.stats import DEFAULT_BOOTSTRAP, bootstrap_cis, roc_auc
+from osteoscan.stats import DEFAULT_BOOTSTRAP, bootstrap_cis, macro_auc, roc_auc
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,10 @@ def multiclass_metrics(
             values = _binary_point(yy == c, pred == c) | {"roc_auc": roc_auc(yy == c, pp[:, c])}
             per_class |= {f"{key}_{name}": values[key] for key in keys}
         macro = {
-            f"macro_{key}": _nanmean([per_class[f"{key}_{n}"] for n in class_names]) for key in keys
-        }
+            f"macro_{key}": _nanmean([per_class[f"{key}_{n}"] for n in class_names])
+            for key in keys
+            if key != "roc_auc"
+        } | {"macro_roc_auc": macro_auc(yy, pp)}
         return {"accuracy": float(np.mean(pred == yy))} | macro | per_class
 
     metrics = _with_cis(statistics, (y, probs), n_boot, seed)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from osteoscan.stats import roc_auc
+from osteoscan.stats import macro_auc
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,6 @@ class OptimConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     channels_last: bool = True
-
-
-def validation_auc(targets: np.ndarray, probs: np.ndarray) -> float:
-    """Binary: AUC of the positive class; more classes: macro one-vs-rest AUC."""
-    if probs.shape[1] == 2:
-        return roc_auc(targets == 1, probs[:, 1])
-    per_class = [roc_auc(targets == c, probs[:, c]) for c in range(probs.shape[1])]
-    return float(np.nanmean(per_class)) if not all(map(math.isnan, per_class)) else float("nan")
 
 
 class ClassifierModule(L.LightningModule):
@@ -86,7 +78,7 @@ class ClassifierModule(L.LightningModule):
             probs = self.all_gather(probs).flatten(0, 1)
             targets = self.all_gather(targets).flatten(0, 1)
         probs_np, targets_np = probs.cpu().numpy(), targets.cpu().numpy()
-        auc = validation_auc(targets_np, probs_np)
+        auc = macro_auc(targets_np, probs_np)
         accuracy = float((probs_np.argmax(1) == targets_np).mean())
         self.log("val_auc", float(np.nan_to_num(auc, nan=0.5)), prog_bar=True, sync_dist=False)
         self.log("val_acc", accuracy, prog_bar=True, sync_dist=False)
