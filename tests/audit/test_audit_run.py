@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from osteoscan.audit import AuditResult, run_audit
+from osteoscan.audit import AuditResult, run_audit, summary_text, write_report
 from osteoscan.audit.verify import NEAR_THRESHOLD
 from osteoscan.errors import BadManifestError
+from osteoscan.htmlpage import STYLE
 
 JSON_KEYS = {"inventory", "exact_duplicates", "near_duplicates", "conflicts", "shortcut"}
 
@@ -111,8 +114,35 @@ def test_html_report_shows_a_thumbnail_for_every_finding(audited) -> None:
     assert "broken.png" in html and "<script" not in html
 
 
+def test_html_report_uses_the_shared_page_shell(audited) -> None:
+    html = (audited[1] / "audit.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and f"<style>{STYLE}</style>" in html
+    assert html.count("<style>") == 1
+
+
+def test_result_is_plain_data_that_imports_no_rendering() -> None:
+    """The result module imports no page, text or file writer, so a study report can reuse the
+    result and the shared page pieces without pulling in the audit's own rendering."""
+    code = (
+        "import sys, osteoscan.audit.result as r; "
+        "print(sorted(m for m in sys.modules if m.startswith('osteoscan.audit.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = done.stdout
+    for module in ("html", "summary", "report"):
+        assert f"osteoscan.audit.{module}'" not in loaded, loaded
+
+
+def test_write_report_writes_both_files_atomically(audited, tmp_path) -> None:
+    result, out = audited
+    json_path, html_path = write_report(result, tmp_path / "again")
+    assert json_path.read_text() == (out / "audit.json").read_text()
+    assert html_path.read_text() == (out / "audit.html").read_text()
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["audit.html", "audit.json"]
+
+
 def test_summary_reports_the_counts(audited) -> None:
-    text = audited[0].summary()
+    text = summary_text(audited[0])
     assert "Exact duplicates (identical pixels): 3 group(s)" in text
     assert f"Near duplicates (detail similarity >= {NEAR_THRESHOLD:.2f}): 4 group(s)" in text
     assert "1 across classes" in text

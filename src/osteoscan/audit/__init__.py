@@ -1,8 +1,8 @@
 """Data audit: duplicates, label conflicts and shortcuts, found before anyone trusts a number.
 
-    from osteoscan.audit import run_audit
-    result = run_audit(Path("data/"), out_dir=Path("audit/"))
-    print(result.summary())
+    from osteoscan.audit import run_audit, summary_text
+    result = run_audit(Path("data/"), out_dir=Path("audit/"))  # writes audit.json + audit.html
+    print(summary_text(result))
 
 The audit lives in the data layer: it reads files through :mod:`osteoscan.data` and never
 imports a model. Splits use :func:`find_duplicate_groups` to keep copies in one fold.
@@ -17,6 +17,8 @@ import importlib
 _EXPORTS = {
     "run_audit": "osteoscan.audit.core",
     "AuditResult": "osteoscan.audit.result",
+    "summary_text": "osteoscan.audit.summary",
+    "write_report": "osteoscan.audit.report",
     "DuplicateGroup": "osteoscan.audit.duplicates",
     "find_duplicate_groups": "osteoscan.audit.duplicates",
     "Conflict": "osteoscan.audit.conflicts",

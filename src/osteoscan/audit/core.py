@@ -10,6 +10,7 @@ from osteoscan.audit.conflicts import find_conflicts
 from osteoscan.audit.duplicates import group_duplicates
 from osteoscan.audit.fingerprint import fingerprint_files
 from osteoscan.audit.inventory import take_inventory
+from osteoscan.audit.report import write_report
 from osteoscan.audit.result import AuditResult
 from osteoscan.audit.shortcut import check_shortcuts
 from osteoscan.audit.verify import NEAR_THRESHOLD
@@ -59,5 +60,5 @@ def run_audit(
         previews={i: fingerprints[i].preview_png() for i in sorted(shown) if fingerprints[i].ok},
     )
     if out_dir is not None:
-        result.write(Path(out_dir))
+        write_report(result, out_dir)
     return result

@@ -1,30 +1,18 @@
-"""The audit as one self-contained HTML page, with a thumbnail of every image in every finding."""
+"""The audit as one self-contained HTML page, with a thumbnail of every image in every finding.
+
+The page shell, style sheet, tables and embedded figures are osteoscan's shared ones
+(:mod:`osteoscan.htmlpage`); the audit adds its own statement of what an audit is not.
+"""
 
 from __future__ import annotations
 
-import base64
 from html import escape
-from typing import TYPE_CHECKING
 
 from osteoscan.audit.conflicts import CONFLICT_KINDS
+from osteoscan.audit.duplicates import DuplicateGroup
 from osteoscan.audit.inventory import ALL
-from osteoscan.audit.summary import DISCLAIMER, display_path
-
-if TYPE_CHECKING:
-    from osteoscan.audit.duplicates import DuplicateGroup
-    from osteoscan.audit.result import AuditResult
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1200px; }
-.note { background: #fff4d6; padding: .6em 1em; border-left: 4px solid #e0a800; }
-.warn { background: #fde2e1; padding: .6em 1em; border-left: 4px solid #c62828; }
-.finding { border: 1px solid #ccc; border-radius: 6px; padding: .6em; margin: .8em 0; }
-.finding.cross { border-color: #c62828; }
-figure { display: inline-block; margin: .3em; text-align: center; vertical-align: top; }
-figure img { background: #000; max-height: 160px; }
-figcaption { font-size: 80%; max-width: 220px; word-break: break-all; }
-table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .2em .5em; }
-"""
+from osteoscan.audit.result import DISCLAIMER, AuditResult
+from osteoscan.htmlpage import page, png_figure, table
 
 _CONFLICT_TITLES = {
     "duplicate_labels": "The same image with different labels",
@@ -34,36 +22,30 @@ _CONFLICT_TITLES = {
 
 
 def render_html(result: AuditResult) -> str:
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>osteoscan audit: {escape(result.source)}</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>Data audit: {escape(result.source)}</h1>",
-        f"<p class='note'>{escape(DISCLAIMER)}</p>",
-        _shortcut(result),
-        _inventory(result),
-        _groups(result, result.exact_duplicates, "Exact duplicates (identical decoded pixels)"),
-        _groups(
-            result,
-            result.near_duplicates,
-            f"Near duplicates (detail similarity &ge; {result.near_threshold:.2f})",
-        ),
-        _conflicts(result),
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    """The whole page: shortcut check, inventory, duplicate groups, label conflicts."""
+    return page(
+        f"Data audit: {result.source}",
+        [
+            f"<p class='note'>{escape(DISCLAIMER)}</p>",
+            _shortcut(result),
+            _inventory(result),
+            _groups(result, result.exact_duplicates, "Exact duplicates (identical decoded pixels)"),
+            _groups(
+                result,
+                result.near_duplicates,
+                f"Near duplicates (detail similarity &ge; {result.near_threshold:.2f})",
+            ),
+            _conflicts(result),
+        ],
+    )
 
 
 def _figure(result: AuditResult, index: int) -> str:
-    caption = escape(f"{display_path(result, index)} [{result.labels[index]}]")
+    caption = f"{result.display_path(index)} [{result.labels[index]}]"
     preview = result.previews.get(index)
-    if preview is None:
-        return f"<figure><figcaption>{caption}</figcaption></figure>"
-    data = base64.b64encode(preview).decode("ascii")
-    return (
-        f"<figure><img src='data:image/png;base64,{data}' alt='{caption}'>"
-        f"<figcaption>{caption}</figcaption></figure>"
-    )
+    if preview is None:  # unreadable: no thumbnail to show
+        return f"<figure><figcaption>{escape(caption)}</figcaption></figure>"
+    return png_figure(preview, caption)
 
 
 def _groups(result: AuditResult, groups: tuple[DuplicateGroup, ...], title: str) -> str:
@@ -74,7 +56,7 @@ def _groups(result: AuditResult, groups: tuple[DuplicateGroup, ...], title: str)
         head = "Across classes. " if result.is_cross_class(group) else ""
         if group.kind == "near":
             links = "; ".join(
-                f"{escape(display_path(result, a))} ~ {escape(display_path(result, b))}: {s:.3f}"
+                f"{escape(result.display_path(a))} ~ {escape(result.display_path(b))}: {s:.3f}"
                 for a, b, s in group.pairs
             )
             head += f"Similarity of each linked pair: {links}"
@@ -94,45 +76,43 @@ def _conflicts(result: AuditResult) -> str:
     return "\n".join(out)
 
 
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
 def _inventory(result: AuditResult) -> str:
     inv = result.inventory
-    rows = "".join(
-        f"<tr><td>{escape(cls)}</td><td>{n}</td><td>{inv.readable_per_class.get(cls, 0)}</td></tr>"
-        for cls, n in inv.files_per_class.items()
-    )
     out = [
         "<h2>Inventory</h2>",
-        f"<table><tr><th>class</th><th>images</th><th>readable</th></tr>{rows}</table>",
+        table(
+            ("class", "images", "readable"),
+            [(c, n, inv.readable_per_class.get(c, 0)) for c, n in inv.files_per_class.items()],
+        ),
     ]
-    for title, table in (
+    for title, counts in (
         ("Formats", inv.formats),
         ("Colour modes", inv.modes),
         ("Bit depths", inv.bit_depths),
     ):
         cells = "; ".join(
-            f"{escape(cls)}: " + ", ".join(f"{escape(v)} {n}" for v, n in counts.items())
-            for cls, counts in table.items()
+            f"{escape(cls)}: " + ", ".join(f"{escape(v)} {n}" for v, n in values.items())
+            for cls, values in counts.items()
             if cls != ALL
         )
         out.append(f"<p><b>{title}</b>: {cells}</p>")
-    out.append(
-        "<table><tr><th>measure</th><th>class</th><th>min</th><th>q1</th>"
-        "<th>median</th><th>q3</th><th>max</th></tr>"
-    )
-    for title, spread in (
-        ("width (px)", inv.width),
-        ("height (px)", inv.height),
-        ("aspect ratio", inv.aspect_ratio),
-        ("file size (bytes)", inv.file_size),
-    ):
-        for cls, d in spread.items():
-            out.append(
-                f"<tr><td>{title}</td><td>{escape(cls)}</td><td>{d.min:g}</td><td>{d.q1:g}</td>"
-                f"<td>{d.median:g}</td><td>{d.q3:g}</td><td>{d.max:g}</td></tr>"
-            )
-    out.append("</table>")
+    rows = [
+        (title, cls, *(_number(v) for v in (d.min, d.q1, d.median, d.q3, d.max)))
+        for title, spread in (
+            ("width (px)", inv.width),
+            ("height (px)", inv.height),
+            ("aspect ratio", inv.aspect_ratio),
+            ("file size (bytes)", inv.file_size),
+        )
+        for cls, d in spread.items()
+    ]
+    out.append(table(("measure", "class", "min", "q1", "median", "q3", "max"), rows))
     out.append(f"<h3>Unreadable files and unusable rows: {len(inv.unreadable)}</h3><ul>")
-    out += [f"<li>{escape(p.path)}: {escape(p.reason)}</li>" for p in inv.unreadable]
+    out += [f"<li>{escape(str(p))}</li>" for p in inv.unreadable]
     out.append("</ul>")
     return "\n".join(out)
 

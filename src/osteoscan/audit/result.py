@@ -1,23 +1,24 @@
-"""The audit's result as plain data, its JSON document, and writing the report files."""
+"""The audit's result as plain data, and its JSON document.
+
+Nothing here renders or writes: :mod:`osteoscan.audit.summary` turns a result into terminal text,
+:mod:`osteoscan.audit.html` into a page, and :mod:`osteoscan.audit.report` writes the files.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from osteoscan.audit.conflicts import CONFLICT_KINDS, Conflict
 from osteoscan.audit.duplicates import DuplicateGroup
-from osteoscan.audit.html import render_html
 from osteoscan.audit.inventory import Inventory
 from osteoscan.audit.shortcut import ShortcutResult
-from osteoscan.audit.summary import DISCLAIMER, summary_text
 
-JSON_NAME = "audit.json"
-HTML_NAME = "audit.html"
+DISCLAIMER = (
+    "This audit screens a dataset for problems before training; it does not diagnose anyone, "
+    "and a clean audit does not make a model accurate."
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class AuditResult:
     def conflicts_of(self, kind: str) -> list[Conflict]:
         return [c for c in self.conflicts if c.kind == kind]
 
+    def display_path(self, index: int) -> str:
+        """The path of record ``index`` relative to the dataset folder when possible."""
+        path = Path(self.paths[index])
+        root = Path(self.source)
+        root = root if root.is_dir() else root.parent
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            return str(path)
+
     def to_dict(self) -> dict:
         """The JSON document: inventory, exact_duplicates, near_duplicates, conflicts, shortcut."""
         return {
@@ -62,17 +73,6 @@ class AuditResult:
             "settings": {"near_threshold": self.near_threshold},
             "disclaimer": DISCLAIMER,
         }
-
-    def summary(self) -> str:
-        """The terminal summary."""
-        return summary_text(self)
-
-    def write(self, out_dir: Path) -> None:
-        """Write audit.json and a self-contained audit.html into ``out_dir``, atomically."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out_dir / JSON_NAME, json.dumps(self.to_dict(), indent=2))
-        _write_atomic(out_dir / HTML_NAME, render_html(self))
 
     def _member(self, index: int) -> dict:
         return {
@@ -94,14 +94,3 @@ class AuditResult:
                 for a, b, s in group.pairs
             ]
         return out
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from osteoscan.audit.conflicts import DUPLICATE_LABELS, PATIENT_CLASSES, T_SCORE_LABEL
 from osteoscan.audit.duplicates import DuplicateGroup
 from osteoscan.audit.inventory import ALL, Distribution
-
-if TYPE_CHECKING:
-    from osteoscan.audit.result import AuditResult
+from osteoscan.audit.report import HTML_NAME, JSON_NAME
+from osteoscan.audit.result import DISCLAIMER, AuditResult
 
 MAX_LINES = 20  # per section; the JSON and HTML list everything
-DISCLAIMER = (
-    "This audit screens a dataset for problems before training; it does not diagnose anyone, "
-    "and a clean audit does not make a model accurate."
-)
 
 
 def summary_text(result: AuditResult) -> str:
+    """What the audit found, as lines for a terminal (at most MAX_LINES findings per section)."""
     lines = [f"Audit of {result.source}", DISCLAIMER, ""]
     lines += _inventory_lines(result)
     lines += _group_lines(result, result.exact_duplicates, "Exact duplicates (identical pixels)")
@@ -29,17 +23,6 @@ def summary_text(result: AuditResult) -> str:
     lines += _conflict_lines(result)
     lines += _shortcut_lines(result)
     return "\n".join(lines)
-
-
-def display_path(result: AuditResult, index: int) -> str:
-    """A path relative to the dataset folder when possible, for short readable lines."""
-    path = Path(result.paths[index])
-    root = Path(result.source)
-    root = root if root.is_dir() else root.parent
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def _inventory_lines(result: AuditResult) -> list[str]:
@@ -51,7 +34,7 @@ def _inventory_lines(result: AuditResult) -> list[str]:
         f"{inv.n_files - readable} unreadable; {len(inv.unreadable)} problem(s) in total",
     ]
     for problem in inv.unreadable[:MAX_LINES]:
-        lines.append(f"  unreadable: {problem.path}: {problem.reason}")
+        lines.append(f"  unreadable: {problem}")
     lines += _more(len(inv.unreadable))
     for title, table in (
         ("formats", inv.formats),
@@ -92,7 +75,7 @@ def _group_lines(result: AuditResult, groups: Sequence[DuplicateGroup], title: s
     lines = [f"{title}: {len(groups)} group(s), {files} files, {cross} across classes"]
     for group in groups[:MAX_LINES]:
         members = " = ".join(
-            f"{display_path(result, i)} [{result.labels[i]}]" for i in group.members
+            f"{result.display_path(i)} [{result.labels[i]}]" for i in group.members
         )
         flag = "  ACROSS CLASSES" if result.is_cross_class(group) else ""
         similarity = "" if group.kind == "exact" else f"{group.similarity:.3f}  "
@@ -111,7 +94,7 @@ def _conflict_lines(result: AuditResult) -> list[str]:
         f"{counts[PATIENT_CLASSES]} patient(s) with images in different classes"
     ]
     for conflict in result.conflicts[:MAX_LINES]:
-        where = ", ".join(display_path(result, i) for i in conflict.members)
+        where = ", ".join(result.display_path(i) for i in conflict.members)
         lines.append(f"  {conflict.detail}: {where}")
     return lines + _more(len(result.conflicts)) + [""]
 
@@ -136,7 +119,7 @@ def _shortcut_lines(result: AuditResult) -> list[str]:
 
 def _more(total: int) -> list[str]:
     return (
-        [f"  ... and {total - MAX_LINES} more (see audit.json / audit.html)"]
+        [f"  ... and {total - MAX_LINES} more (see {JSON_NAME} / {HTML_NAME})"]
         if total > MAX_LINES
         else []
     )
