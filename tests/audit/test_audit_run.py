@@ -11,7 +11,7 @@ import pytest
 
 from osteoscan.audit import AuditResult, run_audit, summary_text, write_report
 from osteoscan.audit.verify import NEAR_THRESHOLD
-from osteoscan.errors import BadManifestError
+from osteoscan.errors import BadManifestError, NotWritableError
 from osteoscan.htmlpage import STYLE
 
 JSON_KEYS = {"inventory", "exact_duplicates", "near_duplicates", "conflicts", "shortcut"}
@@ -165,3 +165,34 @@ def test_manifest_conflicts_t_score_and_patient(manifest, tmp_path) -> None:
 def test_missing_source_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(BadManifestError, match="no such folder"):
         run_audit(tmp_path / "nowhere")
+
+
+@pytest.fixture
+def forbid_fingerprinting(monkeypatch):
+    from osteoscan.audit import core
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the audit started work before checking --out")
+
+    monkeypatch.setattr(core, "fingerprint_files", refuse)
+
+
+def test_out_naming_a_file_is_refused_before_any_work(manifest, tmp_path, forbid_fingerprinting):
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(NotWritableError, match="--out .*taken: is a file"):
+        run_audit(manifest, out_dir=tmp_path / "taken")
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+def test_unwritable_out_is_refused_before_any_work(
+    manifest, tmp_path, monkeypatch, forbid_fingerprinting
+) -> None:
+    """A read-only folder (root ignores chmod, so the refusal is simulated where it happens)."""
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(NotWritableError, match="Permission denied"):
+        run_audit(manifest, out_dir=tmp_path / "report")

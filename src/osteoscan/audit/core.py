@@ -16,6 +16,7 @@ from osteoscan.audit.shortcut import check_shortcuts
 from osteoscan.audit.verify import NEAR_THRESHOLD
 from osteoscan.data.pixels import DEFAULT_WORKERS
 from osteoscan.data.records import load_dataset
+from osteoscan.files import check_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,12 @@ def run_audit(
 
     With ``out_dir``, audit.json and a self-contained audit.html (thumbnails of every finding)
     are written there atomically. ``cache_dir`` keeps per-file fingerprints and pair scores between runs.
-    Unreadable files are findings, never errors; a malformed manifest raises BadManifestError.
+    Unreadable files are findings, never errors; a malformed manifest raises BadManifestError,
+    an ``out_dir`` that cannot be written NotWritableError (both before any file is read).
     """
     source = Path(source)
+    if out_dir is not None:  # an unwritable --out fails now, not after minutes of work
+        check_writable_dir(out_dir, "--out")
     workers = workers if workers is not None else DEFAULT_WORKERS
     dataset = load_dataset(source)
     records = dataset.records
