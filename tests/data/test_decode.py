@@ -424,7 +424,10 @@ def test_bad_input_names_the_file(tmp_path, image_file, dicom_file, make_bad, hi
         read_image(path)
     message = str(caught.value)
     assert message.startswith(f"{path}: ")
+    assert message.count(path.name) == 1  # named once: lists of skipped files add no repeat
+    assert caught.value.reason == message.removeprefix(f"{path}: ")
     assert hint in message
+    assert "--max-pixels" not in message  # no such option
 
 
 def test_decompression_bomb_limit_is_configurable(image_file) -> None:

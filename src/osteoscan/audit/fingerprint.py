@@ -24,9 +24,13 @@ import numpy as np
 from PIL import Image
 
 from osteoscan.audit.align import DETAIL_SIDE
-from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image_with_info
+from osteoscan.data.decode import (
+    DEFAULT_MAX_PIXELS,
+    ImageFileError,
+    read_error_reason,
+    read_image_with_info,
+)
 from osteoscan.data.pixels import DEFAULT_WORKERS
-from osteoscan.errors import BadImageError
 from osteoscan.files import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
@@ -42,7 +46,8 @@ _SERIAL_BELOW = 16  # fewer files than this are not worth starting worker proces
 
 @dataclass(frozen=True, eq=False)
 class Fingerprint:
-    """Everything the audit keeps from one file. ``error`` is set when it could not be read."""
+    """Everything the audit keeps from one file. ``error`` says why it could not be read (without
+    repeating the path)."""
 
     path: str
     file_size: int = 0
@@ -106,7 +111,7 @@ def _fingerprint_job(job: tuple[str, str | None, int]) -> Fingerprint:
     try:
         sha = sha256_file(path)
     except OSError as exc:
-        return Fingerprint(path_str, error=f"{path}: cannot read file ({exc.strerror or exc})")
+        return Fingerprint(path_str, error=read_error_reason(exc))
     cache_file = Path(cache) / sha[:2] / f"{sha}.npz"
     cached = _load(cache_file, path_str) if cache_file.is_file() else None
     if cached is not None:
@@ -120,9 +125,9 @@ def _fingerprint_job(job: tuple[str, str | None, int]) -> Fingerprint:
 def _fresh(path: Path, sha: str | None, max_pixels: int) -> Fingerprint:
     try:
         return compute_fingerprint(path, sha, max_pixels)
-    except BadImageError as exc:
+    except ImageFileError as exc:
         size = path.stat().st_size if path.is_file() else 0
-        return Fingerprint(str(path), file_size=size, sha256=sha, error=str(exc))
+        return Fingerprint(str(path), file_size=size, sha256=sha, error=exc.reason)
 
 
 def compute_fingerprint(

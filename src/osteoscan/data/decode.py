@@ -25,9 +25,22 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 SUPPORTED_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES
 
 MIN_SIDE = 32
+_PERMISSION_DENIED = (
+    "cannot read file: permission denied; give read access (chmod u+r) or remove it"
+)
 DEFAULT_MAX_PIXELS = (
     80_000_000  # about 9000 x 9000; larger files are refused as decompression bombs
 )
+
+
+class ImageFileError(BadImageError):
+    """A file that cannot be used as an image. ``str()`` is ``"<path>: <reason>"``; ``reason``
+    alone says what is wrong and what to do, for lists that already name the file."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -55,26 +68,38 @@ def read_image_with_info(
 ) -> tuple[np.ndarray, ImageInfo]:
     path = Path(path)
     if not path.is_file():
-        raise BadImageError(f"{path}: file not found; check the path or remove the entry")
+        raise ImageFileError(path, read_error_reason(FileNotFoundError()))
     if path.stat().st_size == 0:
-        raise BadImageError(f"{path}: file is empty (0 bytes); re-export or remove it")
+        raise ImageFileError(path, "file is empty (0 bytes); re-export or remove it")
     if path.suffix.lower() in DICOM_SUFFIXES or _has_dicom_magic(path):
         pixels, info = _read_dicom(path, max_pixels)
     elif path.suffix.lower() in RASTER_SUFFIXES:
         pixels, info = _read_raster(path, max_pixels)
     else:
-        raise BadImageError(
-            f"{path}: unsupported file type {path.suffix!r}; "
-            f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
-        )
+        raise ImageFileError(path, unsupported_reason(path))
     if min(pixels.shape) < MIN_SIDE:
-        raise BadImageError(
-            f"{path}: image is only {pixels.shape[1]}x{pixels.shape[0]} px; "
-            f"at least {MIN_SIDE} px per side is needed"
+        raise ImageFileError(
+            path,
+            f"image is only {pixels.shape[1]}x{pixels.shape[0]} px; at least {MIN_SIDE} px per "
+            "side is needed: use the full-size image or remove it",
         )
     if not np.isfinite(pixels).all():
-        raise BadImageError(f"{path}: image contains NaN or infinite values")
+        raise ImageFileError(path, "image contains NaN or infinite values; re-export or remove it")
     return pixels, info
+
+
+def read_error_reason(exc: OSError) -> str:
+    """Why a file could not be read (for the file's entry in a list of skipped files)."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found; check the path or remove the entry"
+    if isinstance(exc, PermissionError):
+        return _PERMISSION_DENIED
+    return f"cannot read file ({exc.strerror or exc}); check the disk or copy the file again"
+
+
+def unsupported_reason(path: Path) -> str:
+    """Why a file of this type is skipped, and what to do."""
+    return f"unsupported file type {path.suffix!r}; convert it to one of {', '.join(SUPPORTED_SUFFIXES)}"
 
 
 def _has_dicom_magic(path: Path) -> bool:
@@ -88,9 +113,10 @@ def _has_dicom_magic(path: Path) -> bool:
 
 def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise BadImageError(
-            f"{path}: {width}x{height} px exceeds the limit of {max_pixels:,} pixels "
-            "(possible decompression bomb); downsize it or raise --max-pixels"
+        raise ImageFileError(
+            path,
+            f"{width}x{height} px exceeds the limit of {max_pixels:,} pixels (possible "
+            "decompression bomb); downsize it below the limit or remove it",
         )
 
 
@@ -107,18 +133,23 @@ def _read_raster(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 pixels, bits = _to_gray(img)
-    except BadImageError:
+    except ImageFileError:
         raise
+    except PermissionError:
+        raise ImageFileError(path, _PERMISSION_DENIED) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(
-            f"{path}: refused by Pillow's pixel limit ({exc}); possible decompression bomb; "
-            "downsize it"
+        raise ImageFileError(
+            path,
+            f"refused by Pillow's pixel limit ({exc}); possible decompression bomb; downsize it "
+            "or remove it",
         ) from exc
-    except UnidentifiedImageError as exc:
-        raise BadImageError(f"{path}: not a readable image ({exc}); re-export it as PNG") from exc
+    except UnidentifiedImageError as exc:  # its message repeats the path
+        raise ImageFileError(
+            path, "not a readable image (Pillow cannot identify its format); re-export it as PNG"
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImageError(
-            f"{path}: image is corrupt or truncated ({exc}); re-export it or remove it"
+        raise ImageFileError(
+            path, f"image is corrupt or truncated ({exc}); re-export it or remove it"
         ) from exc
     info = ImageInfo(fmt, mode, bits, pixels.shape[1], pixels.shape[0])
     return pixels, info
@@ -158,28 +189,36 @@ def _read_dicom(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
 
     try:
         ds = pydicom.dcmread(path)
+    except PermissionError:
+        raise ImageFileError(path, _PERMISSION_DENIED) from None
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
-        raise BadImageError(f"{path}: not a readable DICOM file ({exc})") from exc
+        raise ImageFileError(
+            path, f"not a readable DICOM file ({exc}); re-export it or remove it"
+        ) from exc
     if "PixelData" not in ds:
-        raise BadImageError(f"{path}: DICOM file has no pixel data")
+        raise ImageFileError(path, "DICOM file has no pixel data (no image in it); remove it")
     rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
     _check_size(path, cols, rows, max_pixels)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     try:
         raw = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken pixel data
-        raise BadImageError(
-            f"{path}: cannot decode DICOM pixel data ({exc}); "
-            "compressed transfer syntaxes need pylibjpeg or gdcm installed"
+        raise ImageFileError(
+            path,
+            f"cannot decode DICOM pixel data ({exc}); compressed transfer syntaxes need "
+            "pylibjpeg or gdcm installed, or re-export it uncompressed",
         ) from exc
     if raw.ndim != 2:
-        raise BadImageError(
-            f"{path}: DICOM pixel data has shape {raw.shape}; only single-frame grayscale "
-            "images are supported"
+        raise ImageFileError(
+            path,
+            f"DICOM pixel data has shape {raw.shape}; only single-frame grayscale images are "
+            "supported: export one grayscale frame",
         )
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise BadImageError(
-            f"{path}: DICOM PhotometricInterpretation {photometric} is not grayscale"
+        raise ImageFileError(
+            path,
+            f"DICOM PhotometricInterpretation {photometric} is not grayscale; export it as "
+            "MONOCHROME2",
         )
     values = apply_modality_lut(raw, ds).astype(np.float64)
     if "VOILUTSequence" in ds:

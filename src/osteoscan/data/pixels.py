@@ -17,8 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image
-from osteoscan.errors import BadImageError
+from osteoscan.data.decode import (
+    DEFAULT_MAX_PIXELS,
+    ImageFileError,
+    read_error_reason,
+    read_image,
+)
 from osteoscan.files import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,10 @@ class PreparedImages:
     """Letterboxed pixels for the records that decoded, and the problems of those that did not.
 
     ``pixels[i]`` belongs to ``indices[i]``, an index into the records passed to :func:`prepare`.
+    ``problems`` holds (index, reason); the reason does not repeat the path, so
+    ``Problem(str(paths[index]), reason)`` names the file once. ``pixels`` is float16 to halve
+    the memory: compute statistics on it in float32 (``pixels.std(dtype=np.float32)``), as a
+    float16 sum overflows above 65,504.
     """
 
     pixels: np.ndarray  # (N, size, size) float16 in [0, 1]
@@ -68,7 +76,7 @@ def _prepare_one(args: tuple[int, str, int, str | None, int]) -> tuple[int, obje
     try:
         sha = sha256_file(path)
     except OSError as exc:
-        return index, f"{path}: cannot read file ({exc})", ""
+        return index, read_error_reason(exc), ""
     cache_file = None
     if cache_dir is not None:
         cache_file = Path(cache_dir) / sha[:2] / f"{sha}-s{size}-v{CONTRACT_VERSION}.npy"
@@ -79,8 +87,8 @@ def _prepare_one(args: tuple[int, str, int, str | None, int]) -> tuple[int, obje
                 log.warning("ignoring unreadable cache entry %s", cache_file)
     try:
         boxed = letterbox(read_image(path, max_pixels), size).astype(np.float16)
-    except BadImageError as exc:
-        return index, str(exc), sha
+    except ImageFileError as exc:
+        return index, exc.reason, sha
     if cache_file is not None:
         _save_cache_entry(cache_file, boxed)
     return index, boxed, sha
