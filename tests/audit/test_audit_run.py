@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from osteoscan.audit import AuditResult, run_audit, summary_text, write_report
 from osteoscan.audit.verify import NEAR_THRESHOLD
@@ -61,8 +63,11 @@ def test_broken_files_are_findings_that_name_the_file(audited, planted) -> None:
     reasons = {Path(p.path).name: p.reason for p in result.inventory.unreadable}
     for name in planted.broken:
         assert Path(name).name in reasons
-        assert Path(name).name in reasons[Path(name).name]  # the message itself names the file
+        (problem,) = [p for p in result.inventory.unreadable if p.path.endswith(name)]
+        assert str(problem).count(Path(name).name) == 1  # "X: reason", never "X: X: reason"
     assert "0 bytes" in reasons["empty.jpg"]
+    text = summary_text(result)
+    assert text.count("broken.png") == 1 and text.count("empty.jpg") == 1
     grouped = {i for g in result.exact_duplicates + result.near_duplicates for i in g.members}
     assert not any(Path(result.paths[i]).name in ("broken.png", "empty.jpg") for i in grouped)
 
@@ -196,3 +201,22 @@ def test_unwritable_out_is_refused_before_any_work(
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     with pytest.raises(NotWritableError, match="Permission denied"):
         run_audit(manifest, out_dir=tmp_path / "report")
+
+
+def test_images_the_manifest_does_not_list_are_shown(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    for k, label in enumerate(("normal", "normal", "osteoporosis", "osteoporosis")):
+        (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+        noise = rng.integers(0, 256, (64, 48), dtype=np.uint8)
+        Image.fromarray(noise).save(tmp_path / "data" / label / f"k{k}.png")
+    (tmp_path / "data" / "manifest.csv").write_text(
+        "path,label\nnormal/k0.png,normal\nosteoporosis/k2.png,osteoporosis\n"
+    )
+    result = run_audit(tmp_path / "data", out_dir=tmp_path / "out", workers=1)
+    unlisted = sorted(Path(p).name for p in result.inventory.unlisted)
+    assert unlisted == ["k1.png", "k3.png"] and len(result.paths) == 2
+    document = json.loads((tmp_path / "out" / "audit.json").read_text())
+    assert sorted(Path(p).name for p in document["inventory"]["unlisted"]) == unlisted
+    text = summary_text(result)
+    assert "2 image file(s) beside the manifest are not listed" in text and "k3.png" in text
+    assert "k1.png" in (tmp_path / "out" / "audit.html").read_text()

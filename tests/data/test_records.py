@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from PIL import Image
 
 from osteoscan.data.labels import ALL_CLASSES, NORMAL, OSTEOPENIA, OSTEOPOROSIS, Task
-from osteoscan.data.records import Dataset, ImageRecord, load_dataset
+from osteoscan.data.records import MAX_LISTED, Dataset, ImageRecord, load_dataset
 from osteoscan.errors import BadManifestError
 
 
@@ -81,6 +83,91 @@ def test_unsupported_file_is_a_problem_not_a_record(class_folders: Path) -> None
     assert problem.path == str(notes)
     assert "'.txt'" in problem.reason and ".png" in problem.reason
     assert str(notes) in str(problem)
+
+
+def test_broken_and_looping_links_and_folder_links_are_listed(class_folders: Path) -> None:
+    normal = class_folders / "Normal"
+    (normal / "gone.png").symlink_to(normal / "deleted.png")
+    (normal / "loop.png").symlink_to(normal / "loop.png")
+    (normal / "linked.png").symlink_to(normal / "n1.png")  # a working link is an image
+    (normal / "more").symlink_to(class_folders / "osteopenia")
+    dataset = load_dataset(class_folders)
+    reasons = {Path(p.path).name: p.reason for p in dataset.problems}
+    assert sorted(reasons) == ["gone.png", "loop.png", "more"]
+    assert "broken symbolic link" in reasons["gone.png"] and "deleted.png" in reasons["gone.png"]
+    assert "symbolic link loop" in reasons["loop.png"]
+    assert "not followed" in reasons["more"]
+    assert all("remove the link" in reasons[n] for n in ("gone.png", "loop.png"))
+    assert "linked.png" in labels_by_name(dataset)
+
+
+def test_images_outside_the_class_folders_are_listed(class_folders: Path) -> None:
+    stray = png(class_folders / "stray.png")
+    (class_folders / "README.txt").write_text("not an image: not a problem")
+    (class_folders / "lost.png").symlink_to(class_folders / "nowhere.png")
+    dataset = load_dataset(class_folders)
+    reasons = {Path(p.path).name: p.reason for p in dataset.problems}
+    assert sorted(reasons) == ["lost.png", "stray.png"]
+    assert reasons["stray.png"].startswith("image lies outside the class folders")
+    assert "normal/" in reasons["stray.png"] and str(stray) not in reasons["stray.png"]
+    assert "broken symbolic link" in reasons["lost.png"]
+
+
+def test_only_loose_images_says_where_to_put_them(tmp_path: Path) -> None:
+    png(tmp_path / "a.png")
+    png(tmp_path / "b.png")
+    with pytest.raises(BadManifestError, match="2 image.s. lie directly in it: move them into"):
+        load_dataset(tmp_path)
+
+
+@pytest.fixture
+def unreadable(monkeypatch: pytest.MonkeyPatch):
+    """``unreadable(folder)`` makes listing ``folder`` fail as a chmod 000 folder does for a
+    normal user (root reads such folders anyway, so the refusal is simulated)."""
+    real_scandir = os.scandir
+
+    def make(folder: Path) -> None:
+        def scandir(path=".", *args):
+            if Path(path) == folder:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_scandir(path, *args)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+
+    return make
+
+
+def test_unreadable_class_folder_says_permission_denied(class_folders: Path, unreadable) -> None:
+    unreadable(class_folders / "Normal")
+    dataset = load_dataset(class_folders)
+    (problem,) = dataset.problems
+    assert problem.path == str(class_folders / "Normal")
+    assert "permission denied" in problem.reason and "chmod" in problem.reason
+    with pytest.raises(BadManifestError) as caught:
+        dataset.for_task(Task("binary"))
+    message = str(caught.value)
+    assert "no images of class normal" in message.splitlines()[0]
+    assert f"{class_folders / 'Normal'}: cannot read this folder: permission denied" in message
+
+
+def test_unreadable_root_is_a_clear_error(class_folders: Path, unreadable) -> None:
+    unreadable(class_folders)
+    with pytest.raises(BadManifestError, match="cannot read this folder: permission denied"):
+        load_dataset(class_folders)
+
+
+def test_no_usable_image_lists_the_reasons_in_the_error(tmp_path: Path) -> None:
+    for k in range(MAX_LISTED + 3):
+        (tmp_path / "normal" / f"scan{k:02d}.gif").parent.mkdir(exist_ok=True)
+        (tmp_path / "normal" / f"scan{k:02d}.gif").write_bytes(b"GIF89a")
+    png(tmp_path / "osteoporosis" / "p.png")
+    with pytest.raises(BadManifestError) as caught:
+        load_dataset(tmp_path).for_task(Task("binary"))
+    lines = str(caught.value).splitlines()
+    assert "no images of class normal" in lines[0] and "13 file(s)" in lines[0]
+    assert lines[1].strip().startswith(str(tmp_path / "normal" / "scan00.gif"))
+    assert "unsupported file type '.gif'" in lines[1]
+    assert len(lines) == 1 + MAX_LISTED + 1 and lines[-1].strip() == "... and 3 more"
 
 
 def test_unknown_class_folder_lists_accepted_names(class_folders: Path) -> None:
@@ -220,6 +307,37 @@ def test_folder_with_manifest_is_read_through_it(class_folders: Path) -> None:
     assert dataset.source.name == "manifest.csv"
     assert labels_by_name(dataset) == {"n1.png": OSTEOPOROSIS, "p1.png": NORMAL}
     assert {r.patient_id for r in dataset.records} == {"P9"}
+
+
+def test_images_a_manifest_does_not_list_are_counted_and_logged(class_folders, caplog) -> None:
+    manifest(
+        class_folders / "manifest.csv",
+        "path,label\nNormal/n1.png,normal\nOSTEOPOROSIS/p1.png,osteoporosis\nNormal/gone.png,normal\n",
+    )
+    (class_folders / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING, logger="osteoscan.data.records"):
+        dataset = load_dataset(class_folders)
+    assert sorted(labels_by_name(dataset)) == ["n1.png", "p1.png"]  # the manifest decides
+    assert [p.name for p in dataset.unlisted] == ["n2.jpg", "m1.png"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "2 image file(s)" in warning and "not listed" in warning
+    assert "osteoscan audit" in warning
+
+
+def test_manifest_listing_every_image_has_nothing_unlisted(class_folders: Path, caplog) -> None:
+    rows = "".join(f"{p.relative_to(class_folders)},normal\n" for p in class_folders.rglob("*.*"))
+    manifest(class_folders / "manifest.csv", "path,label\n" + rows)
+    with caplog.at_level(logging.WARNING):
+        assert load_dataset(class_folders).unlisted == []
+    assert not caplog.records
+
+
+def test_manifest_row_naming_a_link_loop_is_a_problem(images: Path) -> None:
+    (images / "loop.png").symlink_to(images / "loop.png")
+    csv_path = manifest(images.parent / "m.csv", "path,label\nimages/loop.png,normal\n")
+    (problem,) = load_dataset(csv_path).problems
+    assert problem.path == f"{csv_path}:2"
+    assert "loop.png" in problem.reason and "remove the row" in problem.reason
 
 
 # --- tasks and hashes -----------------------------------------------------------------------

@@ -55,7 +55,7 @@ def run_audit(
         labels=tuple(r.label for r in records),
         t_scores=tuple(r.t_score for r in records),
         patient_ids=tuple(r.patient_id for r in records),
-        inventory=take_inventory(records, fingerprints, dataset.problems),
+        inventory=take_inventory(records, fingerprints, dataset.problems, dataset.unlisted),
         exact_duplicates=tuple(g for g in groups if g.kind == "exact"),
         near_duplicates=tuple(g for g in groups if g.kind == "near"),
         conflicts=tuple(conflicts),

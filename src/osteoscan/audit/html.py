@@ -114,6 +114,13 @@ def _inventory(result: AuditResult) -> str:
     out.append(f"<h3>Unreadable files and unusable rows: {len(inv.unreadable)}</h3><ul>")
     out += [f"<li>{escape(str(p))}</li>" for p in inv.unreadable]
     out.append("</ul>")
+    if inv.unlisted:
+        out.append(
+            f"<h3>Image files beside the manifest that it does not list (neither audited nor "
+            f"trained on): {len(inv.unlisted)}</h3><ul>"
+        )
+        out += [f"<li>{escape(path)}</li>" for path in inv.unlisted]
+        out.append("</ul>")
     return "\n".join(out)
 
 

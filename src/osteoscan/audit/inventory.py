@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class Inventory:
     height: dict[str, Distribution]
     aspect_ratio: dict[str, Distribution]  # width / height
     file_size: dict[str, Distribution]  # bytes
+    unlisted: tuple[str, ...] = ()  # images beside a manifest that it does not list (not audited)
 
     @property
     def n_files(self) -> int:
@@ -61,8 +63,10 @@ def take_inventory(
     records: Sequence[ImageRecord],
     fingerprints: Sequence[Fingerprint],
     problems: Sequence[Problem] = (),
+    unlisted: Sequence[Path] = (),
 ) -> Inventory:
-    """Summarise ``records`` (with their fingerprints, same order) and the loader's problems."""
+    """Summarise ``records`` (with their fingerprints, same order), the loader's problems and
+    the image files its manifest does not list."""
     classes = [str(r.label) for r in records]
     readable = [(c, fp) for c, fp in zip(classes, fingerprints, strict=True) if fp.ok]
     unreadable = list(problems) + [Problem(fp.path, fp.error) for fp in fingerprints if not fp.ok]
@@ -93,4 +97,5 @@ def take_inventory(
         height=spread(lambda fp: fp.height),
         aspect_ratio=spread(lambda fp: fp.width / fp.height),
         file_size=spread(lambda fp: fp.file_size),
+        unlisted=tuple(str(path) for path in unlisted),
     )

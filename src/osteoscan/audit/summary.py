@@ -36,6 +36,13 @@ def _inventory_lines(result: AuditResult) -> list[str]:
     for problem in inv.unreadable[:MAX_LINES]:
         lines.append(f"  unreadable: {problem}")
     lines += _more(len(inv.unreadable))
+    if inv.unlisted:
+        lines.append(
+            f"  {len(inv.unlisted)} image file(s) beside the manifest are not listed in it, "
+            "so they are neither audited nor trained on:"
+        )
+        lines += [f"  not listed: {path}" for path in inv.unlisted[:MAX_LINES]]
+        lines += _more(len(inv.unlisted))
     for title, table in (
         ("formats", inv.formats),
         ("colour modes", inv.modes),
