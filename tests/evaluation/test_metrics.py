@@ -68,6 +68,8 @@ def test_three_class_reports_per_class_and_macro():
         assert f"sensitivity_{cls}" in r.metrics and f"roc_auc_{cls}" in r.metrics
     recalls = [r.metrics[f"sensitivity_{c}"].value for c in THREE]
     assert r.metrics["macro_sensitivity"].value == pytest.approx(np.mean(recalls))
+    macro = roc_auc_score(y, probs, multi_class="ovr", average="macro")
+    assert r.metrics["macro_roc_auc"].value == pytest.approx(macro)
     assert r.metrics["accuracy"].value == pytest.approx(np.mean(probs.argmax(1) == y))
     assert np.array(r.confusion_matrix).sum() == 60
 
