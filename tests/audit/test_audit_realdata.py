@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from osteoscan.audit import run_audit
+from osteoscan.audit.shortcut import WARN_ABOVE
 
 REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "knee-xray-372"
 
@@ -41,6 +42,10 @@ def test_real_dataset_audit_is_consistent(tmp_path) -> None:
     cross = [g for g in groups if result.is_cross_class(g)]
     assert len(result.conflicts_of("duplicate_labels")) == len(cross)
     assert result.shortcut.auc is not None and result.shortcut.n_images == inv.width["all"].count
+    # what the README reports for this set ("What the audit finds on the public 372-image set")
+    assert (len(result.exact_duplicates), len(result.near_duplicates)) == (17, 17)
+    assert len(result.conflicts_of("duplicate_labels")) == 14
+    assert result.shortcut.ci_low > WARN_ABOVE and result.shortcut.warning is not None
 
     document = json.loads((tmp_path / "audit.json").read_text())
     assert len(document["exact_duplicates"]) == len(result.exact_duplicates)
