@@ -151,7 +151,7 @@ def test_summary_reports_the_counts(audited) -> None:
     assert "Exact duplicates (identical pixels): 3 group(s)" in text
     assert f"Near duplicates (detail similarity >= {NEAR_THRESHOLD:.2f}): 4 group(s)" in text
     assert "1 across classes" in text
-    assert "unreadable: " in text and "empty.jpg" in text
+    assert "skipped: " in text and "empty.jpg" in text
 
 
 def test_manifest_conflicts_t_score_and_patient(manifest, tmp_path) -> None:

@@ -111,7 +111,7 @@ def _inventory(result: AuditResult) -> str:
         for cls, d in spread.items()
     ]
     out.append(table(("measure", "class", "min", "q1", "median", "q3", "max"), rows))
-    out.append(f"<h3>Unreadable files and unusable rows: {len(inv.unreadable)}</h3><ul>")
+    out.append(f"<h3>Skipped files, folders and manifest rows: {len(inv.unreadable)}</h3><ul>")
     out += [f"<li>{escape(str(p))}</li>" for p in inv.unreadable]
     out.append("</ul>")
     if inv.unlisted:

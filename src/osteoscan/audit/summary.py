@@ -34,7 +34,7 @@ def _inventory_lines(result: AuditResult) -> list[str]:
         f"{inv.n_files - readable} unreadable; {len(inv.unreadable)} problem(s) in total",
     ]
     for problem in inv.unreadable[:MAX_LINES]:
-        lines.append(f"  unreadable: {problem}")
+        lines.append(f"  skipped: {problem}")
     lines += _more(len(inv.unreadable))
     if inv.unlisted:
         lines.append(
