@@ -147,15 +147,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from osteoscan.audit import run_audit
+    from osteoscan.audit import run_audit, summary_text
+    from osteoscan.audit.report import HTML_NAME
 
     result = run_audit(args.data, out_dir=args.out, workers=args.workers, cache_dir=args.cache_dir)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(result.summary())
+        print(summary_text(result))
         if args.out:
-            print(f"\nreport: {Path(args.out) / 'audit.html'}")
+            print(f"\nreport: {Path(args.out) / HTML_NAME}")
     return 0
 
 
