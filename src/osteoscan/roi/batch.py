@@ -130,11 +130,12 @@ def run_roi(
     from osteoscan.roi.sheet import contact_sheet, thumbnail
 
     config = config or RoiConfig()
-    out_dir = check_writable_dir(out_dir, "--out")
     source = Path(source)
+    paths = image_paths(source)
+    out_dir = check_writable_dir(out_dir, "--out")
     root = source if source.is_dir() else source.parent
     results, thumbs = [], {}
-    for path in image_paths(source):
+    for path in paths:
         relative = path.relative_to(root).as_posix()
         started = time.perf_counter()
         try:
