@@ -48,16 +48,21 @@ class Crop:
         if x1 <= x0 or y1 <= y0:
             return out
         scale_x, scale_y = heat.shape[1] / self.side, heat.shape[0] / self.side
-        box = (
+        extent = (
             (x0 - self.left) * scale_x,
             (y0 - self.top) * scale_y,
             (x1 - self.left) * scale_x,
             (y1 - self.top) * scale_y,
         )
-        resized = Image.fromarray(np.ascontiguousarray(heat), mode="F").resize(
-            (x1 - x0, y1 - y0), Image.Resampling.BILINEAR, box=box
+        laid = Image.fromarray(np.ascontiguousarray(heat), mode="F").transform(
+            (x1 - x0, y1 - y0), Image.Transform.EXTENT, extent, Image.Resampling.BILINEAR
         )
-        out[y0:y1, x0:x1] = np.asarray(resized)
+        centres_x = np.arange(x0, x1) + 0.5
+        centres_y = np.arange(y0, y1) + 0.5
+        inside = ((centres_y >= self.top) & (centres_y <= self.top + self.side))[:, None] & (
+            (centres_x >= self.left) & (centres_x <= self.left + self.side)
+        )[None, :]
+        out[y0:y1, x0:x1] = np.where(inside, np.asarray(laid), np.nan)
         return out
 
 
