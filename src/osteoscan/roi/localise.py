@@ -31,6 +31,7 @@ VALLEY_OFFSETS = (1, 2, 3, 4, 5)  # half-heights of joint gaps tried, in work pi
 # without a gap (a blob) reach 0.009.
 MIN_LINE = 0.012
 MIN_SPREAD = 0.001  # floor of the rows' robust spread, so a flat image has no "outstanding" row
+EDGE_MARGIN = 0.05  # share of the height at the top and bottom where no joint is searched
 SIDE_RADIUS = 2  # bone above and below the gap must be this thick (2 r + 1 rows)
 MAX_DEPTH = 0.12  # per-pixel cap of the valley depth
 BONE_LEVEL = 0.5  # the sides of a gap are bone when brighter than this share of their column's peak
@@ -152,7 +153,9 @@ def _valley(band: np.ndarray) -> np.ndarray:
         sides = np.minimum(thick[: -2 * reach], thick[2 * reach :])
         depth = np.clip(sides - centre, 0.0, MAX_DEPTH) * (sides > bone)
         best[reach:-reach] = np.maximum(best[reach:-reach], depth)
-    margin = max(VALLEY_OFFSETS) + 2 * SIDE_RADIUS  # rows whose sides would leave the image
+    # Rows whose sides would leave the image, and the outer 5%: collimator edges and labels
+    # sit there, and a joint that close to the edge has no room for its crop.
+    margin = max(max(VALLEY_OFFSETS) + 2 * SIDE_RADIUS, round(EDGE_MARGIN * band.shape[0]))
     best[:margin] = 0.0
     best[-margin:] = 0.0
     return best
@@ -204,7 +207,10 @@ def _joint_in_band(
     left, right = float(span[0]), float(span[-1] + 1)
     x = start + (left + right) / 2
     bone_left, bone_right = _bone_span(image[:, start:stop], int(x) - start, y, right - left)
-    if right - left <= bone_right - bone_left <= 2.0 * (right - left):
+    # A narrowed or faint compartment leaves the valley spanning one condyle only: the bone
+    # span then says where the whole joint is, unless it ran out into the soft tissue.
+    bone_width = bone_right - bone_left
+    if right - left <= bone_width <= 3.0 * (right - left) and bone_width < 0.95 * (stop - start):
         left, right = float(bone_left), float(bone_right)
     return start + (left + right) / 2, float(y), right - left, confidence
 
