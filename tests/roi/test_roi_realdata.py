@@ -7,6 +7,7 @@ import pytest
 
 from osteoscan.roi.batch import image_paths, locate, run_roi
 from osteoscan.roi.crop import crop_knees
+from osteoscan.roi.localise import find_knees
 
 pytestmark = pytest.mark.realdata
 
@@ -32,3 +33,25 @@ def test_knees_found_on_at_least_98_percent_of_the_372_images(real_data, tmp_pat
     assert len(report.images) == 372
     assert report.found / 372 >= 0.98, [f"{i.path}: {i.reason}" for i in report.failures]
     assert "No knee found" in report.sheet.read_text()
+
+
+def _height(pixels: np.ndarray, height: int) -> np.ndarray:
+    from PIL import Image
+
+    width = round(pixels.shape[1] * height / pixels.shape[0])
+    return np.asarray(Image.fromarray(pixels, mode="F").resize((width, height)))
+
+
+def test_two_real_knees_side_by_side_give_two_knees_where_each_was_alone(fullres_samples) -> None:
+    """A bilateral view made of two real radiographs (the second mirrored, as a left knee)."""
+    right_path, left_path = image_paths(fullres_samples)[1:3]
+    right = _height(locate(right_path)[0], 900)
+    left = _height(locate(left_path)[0], 900)[:, ::-1]
+    both = np.concatenate([right, left], axis=1)
+    detection = find_knees(both)
+    assert [knee.side for knee in detection.knees] == ["right", "left"], detection.reason
+    alone = [find_knees(right).knees[0], find_knees(left).knees[0]]
+    offsets = [0, right.shape[1]]
+    for knee, single, offset in zip(detection.knees, alone, offsets, strict=True):
+        error = np.hypot(knee.centre_x - single.centre_x - offset, knee.centre_y - single.centre_y)
+        assert error < 0.1 * single.joint_width

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +57,6 @@ class RoiImage:
     detection: KneeDetection | None = None
     crops: tuple[str, ...] = ()
     error: str = ""
-    seconds: float = 0.0
 
     @property
     def reason(self) -> str:
@@ -137,14 +135,12 @@ def run_roi(
     results, thumbs = [], {}
     for path in paths:
         relative = path.relative_to(root).as_posix()
-        started = time.perf_counter()
         try:
             pixels, detection = locate(path, config)
         except OsteoscanError as exc:
-            logger.warning("%s", exc)
+            logger.debug("%s", exc)  # listed with the other failures at the end
             results.append(RoiImage(relative, error=str(exc)))
             continue
-        seconds = time.perf_counter() - started
         written = []
         if write_crops:
             stem = relative.rsplit(".", 1)[0]
@@ -154,7 +150,7 @@ def run_roi(
                 written.append(name)
         boxes = [crop_box(knee, config) for knee in detection.knees]
         thumbs[relative] = thumbnail(pixels, detection, boxes)
-        results.append(RoiImage(relative, detection, tuple(written), seconds=seconds))
+        results.append(RoiImage(relative, detection, tuple(written)))
     report = RoiReport(
         tuple(results), config, out_dir, out_dir / SHEET_FILE, out_dir / SUMMARY_FILE, thumbs
     )

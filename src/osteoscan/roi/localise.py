@@ -7,7 +7,8 @@ between the femoral condyles and the tibial plateau. The search runs on a copy s
 1. legs: the bright column bands of the image (one, or two side by side in a bilateral view);
 2. joint line: in each band, the row where a horizontal valley (darker than the rows a few
    pixels above and below) runs across the most bone;
-3. joint width: the span of that valley, from the outer edge of one compartment to the other;
+3. joint width: the span of that valley, from the outer edge of one compartment to the other,
+   widened to the bright bone run just above and below it when the valley covers less;
 4. confidence: how far that row stands out from every other row of the band.
 
 A band whose best row does not stand out gives "no knee found" with the reason, never a guess.
@@ -15,15 +16,12 @@ A band whose best row does not stand out gives "no knee found" with the reason, 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from osteoscan.roi.config import RoiConfig
-
-logger = logging.getLogger(__name__)
 
 SATURATED = 0.985  # flat white labels and bars, not bone: treated as background
 VALLEY_OFFSETS = (1, 2, 3, 4, 5)  # half-heights of joint gaps tried, in work pixels
