@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from osteoscan.cli import main
 from osteoscan.data.synth import make_synthetic_dataset
+from osteoscan.roi import RoiConfig
 
 
 def test_roi_command_writes_crops_sheet_and_lists_failures(tmp_path, capsys) -> None:
@@ -42,3 +44,12 @@ def test_roi_command_refuses_a_missing_path(tmp_path, capsys) -> None:
     assert main(["roi", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_roi_help_shows_the_library_defaults(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["roi", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: osteoscan roi" in text
+    assert f"default {RoiConfig().roi_scale:g}" in text
