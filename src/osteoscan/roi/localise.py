@@ -16,7 +16,7 @@ A band whose best row does not stand out gives "no knee found" with the reason, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -182,7 +182,8 @@ def _bone_span(band: np.ndarray, x: int, y: int, valley_width: float) -> tuple[i
 def _joint_in_band(
     image: np.ndarray, start: int, stop: int
 ) -> tuple[float, float, float, float] | str:
-    """(x, y, width, confidence) in work pixels of the band's joint, or why there is none."""
+    """(x, y, width, confidence) of the band's joint in work pixels, or why there is none;
+    ``x`` is on the edge grid (a pixel spans [i, i + 1)), ``y`` a row index."""
     pad = (stop - start) // 10
     start, stop = max(0, start - pad), min(image.shape[1], stop + pad)
     valley = _valley(image[:, start:stop])
@@ -250,20 +251,14 @@ def find_knees(
                 continue
         knees.append(
             Knee(
-                centre_x=(x + 0.5) / scale - 0.5,
-                centre_y=(y + 0.5) / scale - 0.5,
-                joint_width=joint_width / scale,
+                centre_x=float(x / scale - 0.5),
+                centre_y=float((y + 0.5) / scale - 0.5),
+                joint_width=float(joint_width / scale),
                 confidence=round(confidence, 4),
                 joint_width_mm=joint_mm,
             )
         )
     if len(knees) == 2 and config.radiological_display:
-        knees = [_with_side(knees[0], "right"), _with_side(knees[1], "left")]
+        knees = [replace(knees[0], side="right"), replace(knees[1], side="left")]
     reason = "; ".join(reasons) if reasons else ""
     return KneeDetection(tuple(knees), width, height, reason)
-
-
-def _with_side(knee: Knee, side: str) -> Knee:
-    return Knee(
-        knee.centre_x, knee.centre_y, knee.joint_width, knee.confidence, side, knee.joint_width_mm
-    )
