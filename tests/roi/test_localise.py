@@ -12,7 +12,7 @@ from osteoscan.roi.config import RoiConfig
 from osteoscan.roi.localise import find_knees
 
 # A detected centre is right when it lies within this share of the true condyle width of the
-# true joint-space centre (measured worst case on 40 mixed phantoms: 0.055).
+# true joint-space centre (measured on 190 knees of 150 mixed phantoms: worst 0.078).
 CENTRE_TOLERANCE = 0.1
 WIDTH_RANGE = (0.6, 1.4)  # measured joint width / true condyle width
 

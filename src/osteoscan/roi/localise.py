@@ -160,13 +160,14 @@ def _valley(band: np.ndarray) -> np.ndarray:
 
 
 def _bone_span(band: np.ndarray, x: int, y: int, valley_width: float) -> tuple[int, int]:
-    """[left, right) of the bright bone run through ``x`` just above and below the joint line.
+    """[left, right) of the bright bone run through ``x`` a little above and below the joint line
+    (condyles and plateau at their widest, past the intercondylar notch that would split it).
 
     Bone is brighter than halfway from the soft tissue (the band's darkest non-background
     columns) to the bone beside the joint line.
     """
     height = band.shape[0]
-    rows = np.r_[max(0, y - 10) : max(0, y - 2), min(height, y + 3) : min(height, y + 11)]
+    rows = np.r_[max(0, y - 16) : max(0, y - 6), min(height, y + 6) : min(height, y + 16)]
     profile = np.convolve(band[rows].mean(axis=0), np.ones(3) / 3, mode="same")
     reach = max(1, int(0.2 * valley_width))
     bone = float(profile[max(0, x - reach) : x + reach + 1].max())
