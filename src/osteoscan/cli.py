@@ -161,6 +161,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from osteoscan.cli_roi import add_roi_commands
     from osteoscan.models import MODELS, MODES
 
     parser = argparse.ArgumentParser(
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the registered models and their modes")
     p.set_defaults(func=cmd_models)
+    add_roi_commands(sub)
     return parser
 
 

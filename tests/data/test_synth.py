@@ -140,3 +140,71 @@ def test_a_leftover_temporary_name_does_not_break_writing(tmp_path: Path) -> Non
     manifest = make_synthetic_dataset(tmp_path, n=3, seed=0, image_size=48)
     assert len(_rows(manifest)) == 3
     assert [p.name for p in tmp_path.glob(".*")] == [".manifest.csv.tmp"]
+
+
+def test_single_view_is_the_plain_phantom_and_its_truth_is_in_the_image() -> None:
+    from osteoscan.data.synth import render_view
+
+    plain = render_phantom(-1.0, np.random.default_rng(2), image_size=SIZE)
+    image, (truth,) = render_view("single", -1.0, np.random.default_rng(2), SIZE)
+    np.testing.assert_array_equal(image, plain)
+    assert 0.3 * SIZE < truth.x < 0.7 * SIZE and 0.3 * SIZE < truth.y < 0.7 * SIZE
+    assert 0.25 * SIZE < truth.width < 0.6 * SIZE  # the condyles span ~0.42 of the view
+
+
+def test_bilateral_and_long_leg_views_have_their_shapes_and_joints() -> None:
+    from osteoscan.data.synth import render_view
+
+    rng = np.random.default_rng(0)
+    both, truths = render_view("bilateral", 0.0, rng, SIZE)
+    assert both.shape == (SIZE, round(1.75 * SIZE))
+    assert [t.side for t in truths] == ["right", "left"]
+    assert truths[0].x < both.shape[1] / 2 < truths[1].x
+    tall, (joint,) = render_view("long-leg", 0.0, rng, SIZE)
+    assert tall.shape == (round(2.5 * SIZE), SIZE)
+    assert 0.2 * tall.shape[0] < joint.y < 0.8 * tall.shape[0]
+    assert joint.width < 0.3 * SIZE  # zoomed out: a narrower knee than a close-up
+
+
+def test_view_mix_writes_joint_truth_for_every_image(tmp_path: Path) -> None:
+    import json
+
+    from osteoscan.data.synth import DEFAULT_VIEW_MIX, JOINTS_FILE
+
+    manifest = make_synthetic_dataset(tmp_path, n=30, seed=2, image_size=48, views=DEFAULT_VIEW_MIX)
+    images = json.loads((tmp_path / JOINTS_FILE).read_text())["images"]
+    assert set(images) == {row["path"] for row in _rows(manifest)}
+    views = Counter(entry["view"] for entry in images.values())
+    assert set(views) == {"single", "bilateral", "long-leg"}
+    for path, entry in images.items():
+        assert len(entry["joints"]) == (2 if entry["view"] == "bilateral" else 1)
+        with Image.open(tmp_path / path) as image:
+            width, height = image.size
+        for joint in entry["joints"]:
+            assert 0 < joint["x"] < width and 0 < joint["y"] < height
+
+
+def test_view_mix_keeps_the_patients_and_plain_rewrite_drops_the_sidecar(tmp_path: Path) -> None:
+    plain = _rows(make_synthetic_dataset(tmp_path / "a", n=20, seed=1, image_size=48))
+    mixed = _rows(
+        make_synthetic_dataset(tmp_path / "b", n=20, seed=1, image_size=48, views={"bilateral": 1})
+    )
+    assert [(r["patient_id"], r["t_score"]) for r in plain] == [
+        (r["patient_id"], r["t_score"]) for r in mixed
+    ]
+    make_synthetic_dataset(tmp_path / "b", n=20, seed=1, image_size=48)
+    assert not (tmp_path / "b" / "joints.json").exists()
+
+
+def test_view_mix_parsing_and_refusals(tmp_path: Path) -> None:
+    from osteoscan.data.synth import DEFAULT_VIEW_MIX, parse_view_mix, render_view
+
+    assert parse_view_mix("mixed") == DEFAULT_VIEW_MIX
+    assert parse_view_mix("single=1,bilateral=3") == {"single": 0.25, "bilateral": 0.75}
+    for text in ("sideways", "single=x", "single=0"):
+        with pytest.raises(BadConfigError):
+            parse_view_mix(text)
+    with pytest.raises(BadConfigError):
+        render_view("lateral", 0.0, np.random.default_rng(0))
+    with pytest.raises(BadConfigError):
+        make_synthetic_dataset(tmp_path, n=4, image_size=48, views={"oblique": 1.0})

@@ -17,6 +17,7 @@ import csv
 import io
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,10 +26,16 @@ from PIL import Image
 
 from osteoscan.data.labels import ALL_CLASSES, who_class
 from osteoscan.errors import BadConfigError
-from osteoscan.files import atomic_write
+from osteoscan.files import atomic_write, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
+JOINTS_FILE = "joints.json"  # the true joint centres, written when a view mix is asked for
+JOINTS_CONVENTION = (
+    "pixels, x right and y down, pixel i's centre at i; x,y the centre of the joint space; "
+    "width the condyle width; side the patient's knee; joints listed image left to right"
+)
+VIEW_STREAM = 11  # the view draws come from rng([seed, VIEW_STREAM]), apart from the plan
 PAIRED_FRACTION = 0.15  # share of patients with a second image (the other knee)
 README_TEXT = """SYNTHETIC PHANTOMS - NOT MEDICAL IMAGES.
 
@@ -197,6 +204,63 @@ def _knee_attenuation(
     return attenuation.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class JointTruth:
+    """Where a phantom's knee joint really is, in image pixels (pixel i's centre at i).
+
+    ``x, y``: the centre of the joint space (between the condyles, midway across the gap);
+    ``width``: the condyle width (outer edge to outer edge); ``side``: the patient's knee.
+    """
+
+    x: float
+    y: float
+    width: float
+    side: str
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {
+            "x": round(self.x, 2),
+            "y": round(self.y, 2),
+            "width": round(self.width, 2),
+            "side": self.side,
+        }
+
+
+def _pose(
+    knee: np.ndarray, width: int, height: int, centre: tuple[float, float], angle: float
+) -> np.ndarray:
+    """An upright knee canvas (joint at its centre) rotated by ``angle`` onto a width x height
+    detector with the joint at ``centre``."""
+    canvas = knee.shape[0]
+    cos, sin = math.cos(angle), math.sin(angle)
+    cx, cy = centre
+    pose = (cos, sin, canvas / 2 - cos * cx - sin * cy, -sin, cos, canvas / 2 + sin * cx - cos * cy)
+    posed = Image.fromarray(knee).transform(
+        (width, height), Image.Transform.AFFINE, pose, Image.Resampling.BILINEAR
+    )
+    return np.asarray(posed, dtype=np.float32)
+
+
+def _expose(attenuation: np.ndarray, rng: np.random.Generator, marker: str) -> np.ndarray:
+    """Exposure and detector: saturating response, gain, offset, heel effect, a side marker,
+    blur and noise; returns uint8."""
+    height, width = attenuation.shape
+    image = 1.0 - np.exp(-rng.uniform(0.9, 1.5) * attenuation)
+    image = rng.uniform(0.02, 0.12) + rng.uniform(0.65, 1.0) * image
+    image *= 1.0 + rng.uniform(-0.12, 0.12) * np.linspace(-1.0, 1.0, height)[:, None]
+    if rng.random() < 0.3:
+        _stamp_marker(image, marker, rng)
+    image = np.clip(_blur(image, rng.uniform(0.3, 1.3) * min(height, width) / 320), 0.0, 1.0)
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    image = image + rng.uniform(0.01, 0.035) * np.sqrt(image) * noise
+    image = np.clip(image, 0.0, 1.0) ** rng.uniform(0.75, 1.35)
+    return np.round(image * 255.0).astype(np.uint8)
+
+
+def _side(anatomy: Anatomy) -> str:
+    return "left" if anatomy.mirrored else "right"
+
+
 def render_phantom(
     t_score: float,
     rng: np.random.Generator,
@@ -208,6 +272,12 @@ def render_phantom(
     ``rng`` draws the pose, exposure and noise (and the anatomy when none is given); the number of
     draws never depends on ``t_score``, so one rng state renders the same view at any T-score.
     """
+    return _render_single(t_score, rng, image_size, anatomy)[0]
+
+
+def _render_single(
+    t_score: float, rng: np.random.Generator, image_size: int, anatomy: Anatomy | None
+) -> tuple[np.ndarray, tuple[JointTruth, ...]]:
     if anatomy is None:
         anatomy = Anatomy.sample(rng)
     zoom = rng.uniform(0.8, 1.2)
@@ -217,26 +287,127 @@ def render_phantom(
     # Draw the knee upright on a larger canvas, then pose it on the detector (rotate + shift),
     # the canvas margin covering the corners a rotated view would otherwise leave empty.
     canvas = int(math.ceil(image_size * 1.22))
-    knee = _knee_attenuation(t_score, anatomy, canvas, zoom * image_size / 2, rng)
-    cos, sin, half = math.cos(angle), math.sin(angle), image_size / 2
-    cx, cy = half + shift[0], half + shift[1]
-    pose = (cos, sin, canvas / 2 - cos * cx - sin * cy, -sin, cos, canvas / 2 + sin * cx - cos * cy)
-    posed = Image.fromarray(knee).transform(
-        (image_size, image_size), Image.Transform.AFFINE, pose, Image.Resampling.BILINEAR
+    pixels_per_unit = zoom * image_size / 2
+    knee = _knee_attenuation(t_score, anatomy, canvas, pixels_per_unit, rng)
+    centre = (image_size / 2 + shift[0], image_size / 2 + shift[1])
+    attenuation = _pose(knee, image_size, image_size, centre, angle)
+    image = _expose(attenuation, rng, "L" if anatomy.mirrored else "R")
+    truth = JointTruth(
+        centre[0] - 0.5, centre[1] - 0.5, 2 * anatomy.femur_half * pixels_per_unit, _side(anatomy)
     )
-    attenuation = np.asarray(posed, dtype=np.float32)
+    return image, (truth,)
 
-    # Exposure and detector: saturating response, gain, offset, heel effect, markers, blur, noise.
-    image = 1.0 - np.exp(-rng.uniform(0.9, 1.5) * attenuation)
-    image = rng.uniform(0.02, 0.12) + rng.uniform(0.65, 1.0) * image
-    image *= 1.0 + rng.uniform(-0.12, 0.12) * np.linspace(-1.0, 1.0, image_size)[:, None]
-    if rng.random() < 0.3:
-        _stamp_marker(image, "L" if anatomy.mirrored else "R", rng)
-    image = np.clip(_blur(image, rng.uniform(0.3, 1.3) * image_size / 320), 0.0, 1.0)
-    noise = rng.standard_normal(image.shape, dtype=np.float32)
-    image = image + rng.uniform(0.01, 0.035) * np.sqrt(image) * noise
-    image = np.clip(image, 0.0, 1.0) ** rng.uniform(0.75, 1.35)
-    return np.round(image * 255.0).astype(np.uint8)
+
+def _render_knees(
+    t_score: float,
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    knees: list[tuple[Anatomy, tuple[float, float], float, float]],
+) -> tuple[np.ndarray, tuple[JointTruth, ...]]:
+    """Knees given as (anatomy, joint centre, pixels per unit, angle) on one width x height
+    detector; overlapping soft tissue merges (the denser of the two, not their sum)."""
+    attenuation = np.zeros((height, width), dtype=np.float32)
+    truths = []
+    for anatomy, centre, pixels_per_unit, angle in knees:
+        corners = [(0, 0), (width, 0), (0, height), (width, height)]
+        reach = max(math.hypot(x - centre[0], y - centre[1]) for x, y in corners)
+        canvas = int(math.ceil(2 * reach)) + 4
+        with np.errstate(over="ignore"):  # far along a long shaft the sigmoids saturate
+            knee = _knee_attenuation(t_score, anatomy, canvas, pixels_per_unit, rng)
+        attenuation = np.maximum(attenuation, _pose(knee, width, height, centre, angle))
+        truths.append(
+            JointTruth(
+                centre[0] - 0.5,
+                centre[1] - 0.5,
+                2 * anatomy.femur_half * pixels_per_unit,
+                _side(anatomy),
+            )
+        )
+    marker = "L" if knees[-1][0].mirrored else "R"
+    return _expose(attenuation, rng, marker), tuple(truths)
+
+
+def _render_bilateral(
+    t_score: float, rng: np.random.Generator, image_size: int, anatomy: Anatomy | None
+) -> tuple[np.ndarray, tuple[JointTruth, ...]]:
+    """Both knees side by side on a 7:4 detector, displayed as facing the patient: the right
+    knee on the image's left."""
+    right = replace(anatomy or Anatomy.sample(rng), mirrored=False)
+    left = right.other_knee(rng)
+    width, height = int(round(image_size * 1.75)), image_size
+    pixels_per_unit = rng.uniform(0.65, 0.85) * image_size / 2
+    knees = []
+    for anatomy_, x_fraction in ((right, 0.27), (left, 0.73)):
+        centre = (
+            width * (x_fraction + rng.uniform(-0.02, 0.02)),
+            height * (0.5 + rng.uniform(-0.08, 0.08)),
+        )
+        knees.append((anatomy_, centre, pixels_per_unit, math.radians(rng.uniform(-6.0, 6.0))))
+    return _render_knees(t_score, rng, width, height, knees)
+
+
+def _render_long_leg(
+    t_score: float, rng: np.random.Generator, image_size: int, anatomy: Anatomy | None
+) -> tuple[np.ndarray, tuple[JointTruth, ...]]:
+    """A zoomed-out view 2.5 times as tall as wide: long femoral and tibial shafts with the joint
+    anywhere in the middle half of the height."""
+    anatomy = anatomy or Anatomy.sample(rng)
+    width, height = image_size, int(round(image_size * 2.5))
+    pixels_per_unit = rng.uniform(0.45, 0.6) * image_size / 2
+    centre = (width * (0.5 + rng.uniform(-0.06, 0.06)), height * rng.uniform(0.25, 0.75))
+    angle = math.radians(rng.uniform(-4.0, 4.0))
+    return _render_knees(t_score, rng, width, height, [(anatomy, centre, pixels_per_unit, angle)])
+
+
+_VIEW_RENDERERS = {
+    "single": _render_single,
+    "bilateral": _render_bilateral,
+    "long-leg": _render_long_leg,
+}
+VIEWS = tuple(_VIEW_RENDERERS)
+# The mix ``views="mixed"`` asks for: the single-knee close-ups most sets hold, plus the bilateral
+# and long-leg views clinics also produce. ``views=None`` keeps the historical single-only set.
+DEFAULT_VIEW_MIX = {"single": 0.5, "bilateral": 0.3, "long-leg": 0.2}
+
+
+def render_view(
+    view: str,
+    t_score: float,
+    rng: np.random.Generator,
+    image_size: int = 320,
+    anatomy: Anatomy | None = None,
+) -> tuple[np.ndarray, tuple[JointTruth, ...]]:
+    """A phantom of one view (``VIEWS``) and the true joint centre of each knee in it, image
+    left to right. ``image_size`` is the shorter side; "single" is :func:`render_phantom`'s
+    image for the same rng state."""
+    if view not in _VIEW_RENDERERS:
+        raise BadConfigError(f"synthetic view {view!r}: use one of {', '.join(VIEWS)}")
+    return _VIEW_RENDERERS[view](t_score, rng, image_size, anatomy)
+
+
+def parse_view_mix(text: str) -> dict[str, float]:
+    """``"mixed"`` (:data:`DEFAULT_VIEW_MIX`), one view name, or ``"single=0.6,bilateral=0.4"``;
+    the shares are normalised to sum to 1."""
+    if text == "mixed":
+        return dict(DEFAULT_VIEW_MIX)
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, share = part.strip().partition("=")
+        if name not in _VIEW_RENDERERS:
+            raise BadConfigError(
+                f"synthetic views {text!r}: {name!r} is not one of {', '.join(VIEWS)} (or 'mixed')"
+            )
+        try:
+            mix[name] = float(share) if share else 1.0
+        except ValueError:
+            raise BadConfigError(
+                f"synthetic views {text!r}: share {share!r} is not a number"
+            ) from None
+    total = sum(mix.values())
+    if total <= 0 or any(value < 0 for value in mix.values()):
+        raise BadConfigError(f"synthetic views {text!r}: shares must be >= 0 and not all 0")
+    return {name: value / total for name, value in mix.items()}
 
 
 def _stamp_marker(image: np.ndarray, letter: str, rng: np.random.Generator) -> None:
@@ -277,6 +448,21 @@ def _plan(n: int, rng: np.random.Generator) -> list[tuple[str, float, Anatomy]]:
     return plan
 
 
+def _choose_views(n: int, views: Mapping[str, float] | None, seed: int) -> list[str]:
+    """Each image's view; its own rng, so the plan of patients is the same with any mix."""
+    if views is None:
+        return ["single"] * n
+    names = list(views)
+    unknown = [name for name in names if name not in _VIEW_RENDERERS]
+    if unknown or not names:
+        raise BadConfigError(f"synthetic views {dict(views)}: use some of {', '.join(VIEWS)}")
+    shares = np.array([views[name] for name in names], dtype=float)
+    if (shares < 0).any() or shares.sum() <= 0:
+        raise BadConfigError(f"synthetic views {dict(views)}: shares must be >= 0, not all 0")
+    chooser = np.random.default_rng([seed, VIEW_STREAM])
+    return [names[i] for i in chooser.choice(len(names), size=n, p=shares / shares.sum())]
+
+
 def _png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
@@ -284,7 +470,11 @@ def _png_bytes(image: np.ndarray) -> bytes:
 
 
 def make_synthetic_dataset(
-    out_dir: Path, n: int = 300, seed: int = 0, image_size: int = 320
+    out_dir: Path,
+    n: int = 300,
+    seed: int = 0,
+    image_size: int = 320,
+    views: Mapping[str, float] | None = None,
 ) -> Path:
     """Write n phantom radiographs and a manifest; return the manifest path.
 
@@ -292,6 +482,11 @@ def make_synthetic_dataset(
     (``path,patient_id,t_score,label``), written last so its presence means the set is complete.
     The same seed gives byte-identical files. Older ``synth_*.png`` files not in this set are
     removed so that a folder scan sees exactly the manifest.
+
+    ``views`` (e.g. :data:`DEFAULT_VIEW_MIX`, or :func:`parse_view_mix`'s result) draws each
+    image's view from that mix, with the same patients and T-scores as without it, and writes
+    ``joints.json``: per image path its view and the true joint centre of every knee
+    (:class:`JointTruth`). ``None`` writes the single-knee set exactly as before, no sidecar.
     """
     if n < 1:
         raise BadConfigError(f"synthetic dataset size n={n}: use at least 1 image")
@@ -299,14 +494,24 @@ def make_synthetic_dataset(
         raise BadConfigError(f"synthetic image_size={image_size}: use at least 32 pixels")
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
-    rows = []
-    for index, (patient_id, t_score, anatomy) in enumerate(_plan(n, rng), start=1):
+    plan = _plan(n, rng)
+    chosen = _choose_views(len(plan), views, seed)
+    rows, joints = [], {}
+    for index, ((patient_id, t_score, anatomy), view) in enumerate(
+        zip(plan, chosen, strict=True), start=1
+    ):
         label = who_class(t_score)
         relative = f"{label}/synth_{index:04d}.png"
-        image = render_phantom(t_score, rng, image_size, anatomy)
+        image, truths = render_view(view, t_score, rng, image_size, anatomy)
         atomic_write(out_dir / relative, _png_bytes(image))
         rows.append((relative, patient_id, f"{t_score:.2f}", label))
+        joints[relative] = {"view": view, "joints": [truth.to_dict() for truth in truths]}
     atomic_write(out_dir / "README.txt", README_TEXT.encode())
+    if views is None:
+        (out_dir / JOINTS_FILE).unlink(missing_ok=True)
+    else:
+        sidecar = {"convention": JOINTS_CONVENTION, "images": joints}
+        atomic_write_json(out_dir / JOINTS_FILE, sidecar)
 
     written = {row[0] for row in rows}
     for label in ALL_CLASSES:
