@@ -52,6 +52,7 @@ from osteoscan.metadata import (
     PretrainedWeights,
     SeenImage,
     TrainingRecord,
+    json_ready,
 )
 from osteoscan.models import build_model, get_spec
 from osteoscan.models.build import ClassifierNet
@@ -397,8 +398,8 @@ def _metadata(
             epochs_run=fit.epochs_run,
             precision=fit.precision,
         ),
-        config=config.to_dict(),
-        validation_metrics=validation.to_dict(),
+        config=json_ready(config.to_dict()),  # as it reads back from metadata.json
+        validation_metrics=json_ready(validation.to_dict()),
         pretrained=None if source is None else PretrainedWeights(source.path, source.sha256),
     )
 
