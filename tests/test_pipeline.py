@@ -80,10 +80,14 @@ def test_renamed_copies_of_training_images_are_counted_in_evaluation(synth_dir, 
     make_synthetic_dataset(fresh, n=30, seed=5, image_size=96)
     (fresh / "manifest.csv").unlink()  # read the class folders
     assert evaluate(tmp_path / "b", fresh, n_boot=10).warnings == []
-    for i, source in enumerate(sorted((synth_dir / "normal").glob("*.png"))[:3]):
+    seen = sorted((synth_dir / "normal").glob("*.png"))
+    for i, source in enumerate(seen[:3]):
         shutil.copy(source, fresh / "normal" / f"renamed_{i}.png")
+    edited = np.asarray(Image.open(seen[3])).astype(np.float32) * 0.9 + 10  # re-exposed copy
+    Image.fromarray(edited.astype(np.uint8)).save(fresh / "normal" / "edited.png")
     (warning,) = evaluate(tmp_path / "b", fresh, n_boot=10).warnings
-    assert warning.startswith("3 of the ") and "3 identical in content" in warning
+    assert warning.startswith("4 of the ")
+    assert "identical in content: 3, near duplicates: 1" in warning
 
 
 def test_steps_compose_and_threshold_rules(synth_dir, tmp_path):

@@ -496,6 +496,7 @@ def overlap_warnings(
     return [
         f"{total} of the {len(paths)} evaluation images are images this bundle was trained or "
         f"validated on ({overlap.count('train')} training, {overlap.count('validation')} "
-        f"validation; {len(overlap.exact)} identical in content, {len(overlap.near)} near "
-        "duplicates): these metrics are optimistic; evaluate on images the model never saw"
+        f"validation; identical in content: {len(overlap.exact)}, near duplicates: "
+        f"{len(overlap.near)}): these metrics are optimistic; evaluate on images the model "
+        "never saw"
     ]
