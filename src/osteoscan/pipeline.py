@@ -185,17 +185,10 @@ def fit_split(
     staging: Path | None = None,
     built: tuple[ClassifierNet, WeightsSource | None] | None = None,
 ) -> FittedModel:
-    """Build ``config.model`` (or use ``built``, from :func:`build_model`) and fit it on
+    """Build ``config.model`` (or use ``built``, from :func:`build_configured`) and fit it on
     ``train_index``, early-stopping on ``val_index``. Training logs go to ``staging/logs``."""
     if built is None:
-        L.seed_everything(config.seed, workers=True, verbose=False)
-        built = build_model(
-            config.model,
-            config.mode,
-            len(config.task.class_names),
-            config.weights_file,
-            config.weights_sha256,
-        )
+        built = build_configured(config)
     net, weights_source = built
     spec = get_spec(config.model)
     log.info(
@@ -223,14 +216,31 @@ def fit_split(
     )
 
 
-def choose_threshold(targets: np.ndarray, probs: np.ndarray, rule: float | str) -> float | None:
-    """The binary decision threshold on the positive-class probability: a fixed number in
-    [0, 1], or ``"youden"`` (maximising sensitivity + specificity - 1 on these targets).
-    None for more than two classes (the arg-max decides)."""
+def check_threshold_rule(rule: float | str) -> None:
+    """Refuse a threshold rule that is neither a number in [0, 1] nor ``"youden"``."""
     if rule != "youden" and (
         isinstance(rule, bool) or not isinstance(rule, int | float) or not 0.0 <= rule <= 1.0
     ):
         raise BadConfigError(f"threshold {rule!r} must be a number in [0, 1] or 'youden'")
+
+
+def build_configured(config: TrainConfig) -> tuple[ClassifierNet, WeightsSource | None]:
+    """``config.model`` in ``config.mode`` with a head for the task's classes (seeded first)."""
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    return build_model(
+        config.model,
+        config.mode,
+        len(config.task.class_names),
+        config.weights_file,
+        config.weights_sha256,
+    )
+
+
+def choose_threshold(targets: np.ndarray, probs: np.ndarray, rule: float | str) -> float | None:
+    """The binary decision threshold on the positive-class probability: a fixed number in
+    [0, 1], or ``"youden"`` (maximising sensitivity + specificity - 1 on these targets).
+    None for more than two classes (the arg-max decides)."""
+    check_threshold_rule(rule)
     if probs.shape[1] != 2:
         return None
     if rule == "youden":
@@ -297,7 +307,7 @@ def train(
     non-zero ranks of a multi-process (DDP) run, which write nothing.
     """
     config = config or TrainConfig()
-    choose_threshold(np.zeros(0), np.zeros((0, 0)), config.threshold)  # validates the rule
+    check_threshold_rule(config.threshold)
     out = Path(out)
     check_out_dir(out, [Path(data)], overwrite)
     check_writable_dir(config.cache_dir or default_cache_dir(), "--cache-dir")
@@ -306,15 +316,8 @@ def train(
     with signals_as_errors(), _removed_on_failure(staging):
         dataset = load_dataset(Path(data))
         check_out_dir(out, [r.path for r in dataset.records], overwrite)
-        L.seed_everything(config.seed, workers=True, verbose=False)
         # the model before decoding: a wrong name or missing weights fails in seconds, not minutes
-        built = build_model(
-            config.model,
-            config.mode,
-            len(config.task.class_names),
-            config.weights_file,
-            config.weights_sha256,
-        )
+        built = build_configured(config)
         grouped = prepare_grouped(dataset, config)
         train_index, val_index = train_val_split(
             grouped.targets, grouped.group_ids, config.val_fraction, config.seed
