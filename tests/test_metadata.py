@@ -82,3 +82,22 @@ def test_newer_and_older_formats_say_what_to_do():
     data["bundle_format"] = BUNDLE_FORMAT - 1
     with pytest.raises(BadBundleError, match="re-train it"):
         BundleMetadata.from_dict(data, "m.json")
+
+
+def test_seen_images_round_trip_and_bad_entries_are_named():
+    from osteoscan.metadata import SeenImage
+
+    images = (SeenImage("/d/a.png", "train", SHA), SeenImage("/d/b.png", "validation", None))
+    meta = make_metadata(training=TrainingRecord(SHA, "/data", 1, 1, 0, 0, 0, images=images))
+    again = BundleMetadata.from_dict(json.loads(json.dumps(meta.to_dict())), "m.json")
+    assert again.training.images == images
+    assert again.training.validation_images == ("/d/b.png",)
+    for bad, message in (
+        ({"path": "/d/a.png", "split": "test", "pixel_hash": None}, "must be one of"),
+        ({"path": "/d/a.png", "split": "train", "pixel_hash": "zz"}, "64-digit"),
+        ("a.png", "must hold objects"),
+    ):
+        data = meta.to_dict()
+        data["training"]["images"] = [bad]
+        with pytest.raises(BadBundleError, match=message):
+            BundleMetadata.from_dict(data, "m.json")

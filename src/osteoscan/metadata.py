@@ -68,6 +68,22 @@ class PretrainedWeights:
     origin: str = ""
 
 
+SPLITS = ("train", "validation")
+
+
+@dataclass(frozen=True)
+class SeenImage:
+    """One image the bundle was trained or validated on: where it was and what it held.
+
+    ``pixel_hash`` is the audit's hash of the decoded pixels (equal for a renamed or re-encoded
+    copy); ``None`` when the audit could not fingerprint the file.
+    """
+
+    path: str
+    split: str  # one of SPLITS
+    pixel_hash: str | None = None
+
+
 @dataclass(frozen=True)
 class TrainingRecord:
     """What the bundle was trained on, so a later evaluation can be checked for overlap."""
@@ -80,7 +96,11 @@ class TrainingRecord:
     conflicting_groups: int
     images_dropped_for_conflicts: int
     skipped_files: tuple[str, ...] = ()
-    validation_images: tuple[str, ...] = ()
+    images: tuple[SeenImage, ...] = ()
+
+    @property
+    def validation_images(self) -> tuple[str, ...]:
+        return tuple(image.path for image in self.images if image.split == "validation")
 
 
 @dataclass(frozen=True)
@@ -130,7 +150,7 @@ class BundleMetadata:
             if f.name == "task":
                 value = value.to_dict()
             elif hasattr(value, "__dataclass_fields__"):
-                value = {g.name: getattr(value, g.name) for g in fields(value)}
+                value = _plain(value)
             out[f.name] = value
         out["class_names"] = list(self.class_names)
         out["positive_class"] = self.positive_class
@@ -140,6 +160,15 @@ class BundleMetadata:
     def from_dict(cls, data: Any, where: Path | str) -> BundleMetadata:
         """Validate ``data`` (parsed ``metadata.json`` at ``where``) against the schema."""
         return _Reader(data, where).metadata()
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses (nested, and inside tuples) as plain dicts and lists."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 class _Reader:
@@ -275,9 +304,20 @@ class _Reader:
             manifest_sha256=self.sha256("manifest_sha256", data),
             source=self.get("source", str, data),
             skipped_files=tuple(self.get("skipped_files", list, data)),
-            validation_images=tuple(self.get("validation_images", list, data)),
+            images=tuple(self.seen_image(item) for item in self.get("images", list, data)),
             **counts,
         )
+
+    def seen_image(self, item: Any) -> SeenImage:
+        if not isinstance(item, dict):
+            self.fail("training.images", "must hold objects with path, split and pixel_hash")
+        split = self.get("split", str, item)
+        if split not in SPLITS:
+            self.fail("training.images.split", f"must be one of {list(SPLITS)}, not {split!r}")
+        pixel_hash = self.get("pixel_hash", (str, type(None)), item)
+        if pixel_hash is not None:
+            pixel_hash = self.sha256("pixel_hash", item)
+        return SeenImage(self.get("path", str, item), split, pixel_hash)
 
     def fit(self) -> FitSummary:
         data = self.get("fit", dict)

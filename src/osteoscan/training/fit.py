@@ -17,7 +17,7 @@ from osteoscan.models.build import ClassifierNet
 from osteoscan.training.config import TrainConfig
 from osteoscan.training.module import ClassifierModule, OptimConfig
 from osteoscan.training.precision import autocast_for, resolve_precision, uses_gpu
-from osteoscan.training.trainer import make_trainer
+from osteoscan.training.trainer import make_trainer, signals_as_errors
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,10 @@ def fit_classifier(
     config: TrainConfig,
     log_dir: Path,
 ) -> FitResult:
-    """Train ``net`` in place; afterwards it holds the weights of the best validation epoch."""
+    """Train ``net`` in place; afterwards it holds the weights of the best validation epoch.
+
+    Raises InterruptedRun on Ctrl-C or SIGTERM, BadConfigError when the loss becomes non-finite.
+    """
     precision = resolve_precision(config.precision, config.accelerator)
     weights = class_weights(train[1], num_classes)
     optim = OptimConfig(
@@ -80,7 +83,8 @@ def fit_classifier(
     )
     val_loader = DataLoader(val_ds, shuffle=False, **loader_args)
     trainer, keep_best = make_trainer(config, log_dir, precision, config.epochs)
-    trainer.fit(module, train_loader, val_loader)
+    with signals_as_errors():
+        trainer.fit(module, train_loader, val_loader)
     if keep_best.best_state is not None:
         module.net.load_state_dict(keep_best.best_state)
     net.to(memory_format=torch.contiguous_format).cpu().eval()

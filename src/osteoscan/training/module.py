@@ -1,5 +1,9 @@
 """The one LightningModule: cross-entropy with class weights, AdamW, warm-up + cosine schedule,
-validation ROC AUC computed over the whole validation set (gathered across DDP ranks)."""
+validation ROC AUC computed over the whole validation set (gathered across DDP ranks).
+
+A run that diverges (a non-finite loss or validation probabilities) stops with
+:class:`~osteoscan.errors.BadConfigError` instead of saving a network that outputs NaN.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from osteoscan.errors import BadConfigError
 from osteoscan.stats import macro_auc
 
 
@@ -40,6 +45,7 @@ class ClassifierModule(L.LightningModule):
         self.optim = optim
         self._val_probs: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
+        self._nonfinite = torch.zeros((), dtype=torch.bool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.prepare(x)
@@ -50,6 +56,8 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs, targets = batch
         loss = F.cross_entropy(self(inputs).float(), targets, weight=self.class_weights)
+        # a device-side flag, checked once per epoch: no host sync per step
+        self._nonfinite = self._nonfinite.to(loss.device) | ~torch.isfinite(loss.detach())
         self.log(
             "train_loss",
             loss,
@@ -60,6 +68,16 @@ class ClassifierModule(L.LightningModule):
             sync_dist=True,
         )
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        if bool(self._nonfinite):
+            self._diverged("the training loss became non-finite")
+
+    def _diverged(self, what: str) -> None:
+        raise BadConfigError(
+            f"training diverged in epoch {self.current_epoch + 1}: {what}; lower the learning "
+            f"rate (--lr, now {self.optim.lr:g}) and train again"
+        )
 
     def validation_step(self, batch, batch_idx: int) -> None:
         inputs, targets = batch
@@ -78,6 +96,8 @@ class ClassifierModule(L.LightningModule):
             probs = self.all_gather(probs).flatten(0, 1)
             targets = self.all_gather(targets).flatten(0, 1)
         probs_np, targets_np = probs.cpu().numpy(), targets.cpu().numpy()
+        if not np.isfinite(probs_np).all():
+            self._diverged("the validation probabilities became non-finite")
         auc = macro_auc(targets_np, probs_np)
         accuracy = float((probs_np.argmax(1) == targets_np).mean())
         self.log("val_auc", float(np.nan_to_num(auc, nan=0.5)), prog_bar=True, sync_dist=False)

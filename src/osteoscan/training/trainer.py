@@ -1,15 +1,77 @@
-"""The one place a Lightning Trainer is built: devices, DDP, precision, logging, early stopping."""
+"""The one place a Lightning Trainer is built (devices, DDP, precision, logging, early
+stopping) and run, with Ctrl-C and SIGTERM turned into :class:`~osteoscan.errors.InterruptedRun`.
+
+Lightning answers Ctrl-C by calling ``sys.exit(1)`` and SIGTERM by stopping quietly with exit
+status 0 (``SIGTERMException``, a ``SystemExit``): a pre-empted run would pass for a finished one.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from osteoscan.errors import InterruptedRun
 from osteoscan.training.config import TrainConfig
+
+_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
+
+
+def interrupted(signal_number: int) -> InterruptedRun:
+    return InterruptedRun(
+        f"training stopped by {_NAMES.get(signal_number, signal_number)}; no bundle was written "
+        "(run the same command again to train from the start)",
+        signal_number,
+    )
+
+
+_OWNER: list[int] = []  # the process that installed the handler
+
+
+def _raise_sigterm(signal_number: int, frame: object) -> None:
+    if os.getpid() not in _OWNER:  # a forked worker (decoding, data loading): die as usual
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise interrupted(signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_as_errors() -> Iterator[None]:
+    """Inside: SIGTERM raises InterruptedRun at once, and Ctrl-C (also when Lightning has turned
+    it into ``sys.exit(1)``) becomes InterruptedRun; handlers are restored afterwards.
+
+    Signal handlers can only be set in the main thread; elsewhere only the conversion applies.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    if main:
+        _OWNER.append(os.getpid())
+        signal.signal(signal.SIGTERM, _raise_sigterm)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise interrupted(signal.SIGINT) from None
+    except SIGTERMException:
+        raise interrupted(signal.SIGTERM) from None
+    except SystemExit as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise interrupted(signal.SIGINT) from None
+        raise
+    finally:
+        if main:
+            _OWNER.pop()
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
 
 
 class KeepBest(Callback):
