@@ -99,7 +99,7 @@ def prepare_dataset(
 
 
 def train(
-    data: Path | str, out: Path | str, config: TrainConfig | None = None
+    data: Path | str, out: Path | str, config: TrainConfig | None = None, overwrite: bool = False
 ) -> TrainOutcome | None:
     """Train ``config.model`` on ``data`` and write a bundle to ``out``.
 
