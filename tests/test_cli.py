@@ -416,3 +416,20 @@ def test_library_tracebacks_reach_the_terminal_only_with_verbose(verbose, tmp_pa
     assert "compressed.dcm" in captured.out  # osteoscan's own finding names the file
     assert "ERROR pydicom" in captured.err  # the library's record is still shown, on one line
     assert ("Traceback" in captured.err) is verbose
+
+
+def test_forked_decoding_workers_are_stopped_not_hung(tmp_path, run_cli):
+    """The decoding pool stops its forked workers with SIGTERM when it is done; under the command's
+    SIGTERM handler they must still die (with it raising there, ``train`` hung forever)."""
+    data = tmp_path / "data"
+    make_synthetic_dataset(data, n=40, seed=0, image_size=48)
+    (data / "manifest.csv").unlink()
+    for index in range(40):  # enough files for the parallel decoder; one class unreadable
+        (data / "osteoporosis" / f"broken_{index}.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    for image in (data / "osteoporosis").glob("synth_*.png"):
+        image.unlink()
+    done = run_cli("train", "--data", data, "--out", tmp_path / "b", "--model", "cnn3",
+                   "--mode", "scratch", "--image-size", "48", timeout=600)  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "no readable images of class osteoporosis" in done.stderr
+    assert "Traceback" not in done.stderr

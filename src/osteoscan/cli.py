@@ -460,20 +460,27 @@ def _terminal_logging(verbose: bool) -> Iterator[None]:
         ours.setLevel(saved_levels[1])
 
 
-def _raise_terminated(signal_number: int, frame: object) -> None:
-    raise InterruptedRun("terminated (SIGTERM)", signal_number)
-
-
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """SIGTERM (``kill``, a scheduler's pre-emption) ends any command with a message and 143.
 
-    Training installs its own handler for a clean stop and restores this one afterwards.
+    Training installs its own handler for a clean stop and restores this one afterwards. Forked
+    worker processes inherit the handler, and their pool stops them with SIGTERM: there it does
+    what SIGTERM does by default, or the pool would wait forever for a worker that did not die.
     """
     if threading.current_thread() is not threading.main_thread():  # signals need the main thread
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    command_pid = os.getpid()
+
+    def raise_terminated(signal_number: int, frame: object) -> None:
+        if os.getpid() != command_pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise InterruptedRun("terminated (SIGTERM)", signal_number)
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield
     finally:
