@@ -418,9 +418,27 @@ def test_library_tracebacks_reach_the_terminal_only_with_verbose(verbose, tmp_pa
     assert ("Traceback" in captured.err) is verbose
 
 
+def test_a_forked_worker_still_dies_of_sigterm():
+    """Pools stop forked workers with SIGTERM; under the command's handler they must still die.
+
+    (With the handler raising in them, a worker could die holding the pool's task-queue lock and
+    ``train`` hung forever after decoding.)
+    """
+    import multiprocessing
+
+    from osteoscan.cli import _sigterm_raises
+
+    with _sigterm_raises():
+        worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+        worker.start()
+        time.sleep(0.5)
+        worker.terminate()
+        worker.join(30)
+    assert worker.exitcode == -signal.SIGTERM
+
+
 def test_forked_decoding_workers_are_stopped_not_hung(tmp_path, run_cli):
-    """The decoding pool stops its forked workers with SIGTERM when it is done; under the command's
-    SIGTERM handler they must still die (with it raising there, ``train`` hung forever)."""
+    """``train`` decodes in a forked pool, then answers; here with one class unreadable."""
     data = tmp_path / "data"
     make_synthetic_dataset(data, n=40, seed=0, image_size=48)
     (data / "manifest.csv").unlink()
