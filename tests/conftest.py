@@ -53,12 +53,15 @@ QUICK_TRAIN = ("--model", "cnn3", "--mode", "scratch", "--image-size", "48", "--
 def run_cli():
     """Run the real ``osteoscan`` entry point in a fresh interpreter; returns the finished process.
 
-    ``run_cli.quick_train(data, out, *extra, verbose=False)`` runs the cheap cnn3 training through it.
+    ``run_cli.quick_train(data, out, *extra, verbose=False)`` runs the cheap cnn3 training through it;
+    ``run_cli.argv(*args)`` is the command line, for tests that start the process themselves.
     """
 
+    def argv(*args: str) -> list[str]:
+        return [sys.executable, "-m", "osteoscan.cli", *map(str, args)]
+
     def run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "osteoscan.cli", *map(str, args)]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(argv(*args), capture_output=True, text=True, timeout=timeout)
 
     def quick_train(data, out, *extra: str, verbose: bool = False) -> subprocess.CompletedProcess:
         flags = ("--verbose",) if verbose else ()
@@ -67,4 +70,5 @@ def run_cli():
         )
 
     run.quick_train = quick_train
+    run.argv = argv
     return run

@@ -311,7 +311,7 @@ def train(
     non-zero ranks of a multi-process (DDP) run, which write nothing.
     """
     config = config or TrainConfig()
-    check_threshold_rule(config.threshold)
+    config.check_runtime()
     out = Path(out)
     check_out_dir(out, [Path(data)], overwrite)
     check_writable_dir(config.cache_dir or default_cache_dir(), "--cache-dir")

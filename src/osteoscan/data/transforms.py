@@ -8,7 +8,6 @@ side markers would be mirrored; ``hflip=True`` enables them deliberately.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,17 +15,11 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    rotation_degrees: float = 7.0
-    zoom_scale: tuple[float, float] = (0.80, 1.0)
-    brightness: float = 0.2
-    contrast: float = 0.2
-    hflip: bool = False
+from osteoscan.data.augment import AugmentConfig
 
 
-def train_transform(size: int, config: AugmentConfig = AugmentConfig()) -> v2.Compose:
+def train_transform(size: int, config: AugmentConfig | None = None) -> v2.Compose:
+    config = config or AugmentConfig()
     steps: list[nn.Module] = [
         v2.RandomResizedCrop(size, scale=config.zoom_scale, ratio=(0.9, 1.1), antialias=True),
         v2.RandomRotation(config.rotation_degrees),

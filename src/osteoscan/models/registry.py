@@ -34,6 +34,7 @@ class ModelSpec:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     description: str = ""
+    min_image_size: int = 32
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -84,7 +85,7 @@ class CNN3(nn.Module):
         return self.fc(self.features(x))
 
 
-@register("cnn3", head="fc", weights=None, in_chans=1, mean=(0.5,), std=(0.25,))
+@register("cnn3", head="fc", weights=None, in_chans=1, mean=(0.5,), std=(0.25,), min_image_size=8)
 def _cnn3() -> nn.Module:
     """The study's 3-layer CNN (scratch only)."""
     return CNN3()
