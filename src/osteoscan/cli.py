@@ -139,10 +139,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from osteoscan.models import MODELS
+    from osteoscan.models import models_table
 
-    for spec in MODELS.values():
-        print(f"{spec.name:<16} modes: {', '.join(spec.modes):<26} {spec.description}")
+    print(models_table())
     return 0
 
 
