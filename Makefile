@@ -21,10 +21,15 @@ demo: .venv/.synced
 	$(OSTEOSCAN) audit $(DEMO)/train --out $(DEMO)/audit
 	$(OSTEOSCAN) train --data $(DEMO)/train --out $(DEMO)/bundle --model resnet18 --mode scratch \
 		--image-size 128 --epochs 12 --patience 6 --batch-size 32 --threshold youden \
-		--cache-dir $(DEMO)/.cache --no-progress
+		--cache-dir $(DEMO)/.cache --no-progress --overwrite
 	$(OSTEOSCAN) evaluate $(DEMO)/bundle --data $(DEMO)/test --cache-dir $(DEMO)/.cache
+	$(OSTEOSCAN) train --data $(DEMO)/train --out $(DEMO)/bundle-lite0-frozen \
+		--model efficientnet_lite0 --mode frozen --image-size 128 --epochs 30 --patience 10 \
+		--batch-size 32 --threshold youden --cache-dir $(DEMO)/.cache --no-progress --overwrite
+	$(OSTEOSCAN) evaluate $(DEMO)/bundle-lite0-frozen --data $(DEMO)/test --cache-dir $(DEMO)/.cache
 	@echo
-	@echo "bundle:  $(DEMO)/bundle (metadata.json, model.safetensors, logs/)"
+	@echo "bundle:  $(DEMO)/bundle (resnet18 from scratch: metadata.json, model.safetensors, logs/)"
+	@echo "bundle:  $(DEMO)/bundle-lite0-frozen (EfficientNet-Lite0, frozen ImageNet backbone)"
 	@echo "audit:   $(DEMO)/audit/audit.html"
 	@echo "metrics: $(OSTEOSCAN) evaluate $(DEMO)/bundle --data $(DEMO)/test --json"
 

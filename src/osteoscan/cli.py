@@ -175,8 +175,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    for spec in MODELS.values():
-        print(f"{spec.name:<16} modes: {', '.join(spec.modes):<26} {spec.description}")
+    from osteoscan.models import models_table
+
+    print(models_table())
     return 0
 
 

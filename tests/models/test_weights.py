@@ -7,8 +7,10 @@ import torch
 import torchvision
 
 from osteoscan.errors import BadWeightsError
-from osteoscan.models import build_model
-from osteoscan.models.weights import expected_cache_path, sha256_of
+from osteoscan.files import sha256_file
+from osteoscan.models import WeightsSource, build_model, get_spec
+
+RESNET18 = get_spec("resnet18").weights
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,8 @@ def _backbone_matches(net, state) -> bool:
 
 
 def test_offline_without_weights_names_the_expected_file_and_the_fixes():
-    expected, url = expected_cache_path("ResNet18_Weights.IMAGENET1K_V1")
+    expected = RESNET18.cache_path()
+    url = torchvision.models.get_weight(RESNET18.enum).url
     with pytest.raises(BadWeightsError) as info:
         build_model("resnet18", "finetune", 2)
     message = str(info.value)
@@ -36,7 +39,7 @@ def test_offline_without_weights_names_the_expected_file_and_the_fixes():
 
 def test_weights_in_the_torch_home_cache_are_used(resnet18_state):
     path, state = resnet18_state
-    expected, _ = expected_cache_path("ResNet18_Weights.IMAGENET1K_V1")
+    expected = RESNET18.cache_path()
     expected.parent.mkdir(parents=True, exist_ok=True)
     expected.write_bytes(path.read_bytes())
     try:
@@ -44,12 +47,13 @@ def test_weights_in_the_torch_home_cache_are_used(resnet18_state):
     finally:
         expected.unlink()
     assert _backbone_matches(net, state)
-    assert source.path == str(expected) and source.sha256 == sha256_of(path)
+    assert source == WeightsSource(str(expected), sha256_file(path), "torchvision cache")
 
 
 def test_explicit_weights_file_with_matching_sha256(resnet18_state):
     path, state = resnet18_state
-    net, source = build_model("resnet18", "frozen", 3, path, sha256_of(path))
+    net, source = build_model("resnet18", "frozen", 3, path, sha256_file(path))
+    assert source == WeightsSource(str(path), sha256_file(path), "file")
     assert _backbone_matches(net, state)
     assert net.head.out_features == 3
     assert not any(p.requires_grad for p in net.backbone.parameters())
@@ -66,7 +70,7 @@ def test_wrong_sha256_is_refused(resnet18_state):
 
 def test_weights_of_another_architecture_are_refused(resnet18_state):
     path, _ = resnet18_state
-    with pytest.raises(BadWeightsError, match="not ResNet50_Weights.*resnet50"):
+    with pytest.raises(BadWeightsError, match="not torchvision ResNet50_Weights.*resnet50"):
         build_model("resnet50", "finetune", 2, path)
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from osteoscan.errors import BadConfigError, BadWeightsError
+from osteoscan.errors import BadConfigError
 from osteoscan.models.registry import ModelSpec, get_spec
-from osteoscan.models.weights import WeightsSource, resolve_weights
+from osteoscan.models.weights import WeightsSource, load_pretrained
 
 
 class ClassifierNet(nn.Module):
@@ -61,17 +61,15 @@ def build_model(
             f"{'no pretrained weights' if not spec.weights else 'modes ' + ', '.join(spec.modes)}; "
             f"use --mode {' or --mode '.join(spec.modes)}"
         )
+    if mode == "scratch" and (weights_file is not None or weights_sha256 is not None):
+        raise BadConfigError(
+            "--weights and --weights-sha256 give pretrained weights, which --mode scratch does "
+            "not use; drop them, or use --mode finetune or --mode frozen"
+        )
     net = spec.builder()
     source = None
     if mode in ("finetune", "frozen"):
-        state, source = resolve_weights(spec.weights, weights_file, weights_sha256)
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise BadWeightsError(
-                f"{source.path}: these are not {spec.weights} weights for {name} "
-                f"({str(exc).splitlines()[0]} ...); pass the file made for this architecture"
-            ) from None
+        source = load_pretrained(spec, net, weights_file, weights_sha256)
     return _attach_head(net, spec, num_classes, frozen=mode == "frozen"), source
 
 
@@ -88,3 +86,8 @@ def build_for_inference(name: str, mode: str, num_classes: int) -> ClassifierNet
     """The same structure as :func:`build_model`, randomly initialised, to load a bundle into."""
     spec = get_spec(name)
     return _attach_head(spec.builder(), spec, num_classes, frozen=mode == "frozen")
+
+
+def gradcam_layer(net: ClassifierNet, name: str) -> nn.Module:
+    """The module of ``net`` (built as model ``name``) whose feature map Grad-CAM explains."""
+    return net.backbone.get_submodule(get_spec(name).gradcam_layer)
