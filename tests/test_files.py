@@ -59,3 +59,10 @@ def test_check_writable_dir_refuses_a_folder_that_cannot_be_created():
 
     with pytest.raises(NotWritableError, match=r"--out /proc/osteoscan-x: cannot write there"):
         check_writable_dir("/proc/osteoscan-x", "--out")
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write(tmp_path / "atomic.txt", "x")
+    assert (tmp_path / "atomic.txt").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
