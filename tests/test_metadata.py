@@ -135,3 +135,10 @@ def test_damaged_calibration_or_exports_are_named(edit, message):
     edit(data)
     with pytest.raises(BadBundleError, match=message):
         BundleMetadata.from_dict(data, "b/metadata.json")
+
+
+def test_a_newer_format_with_new_keys_gets_the_version_message():
+    data = make_metadata().to_dict()
+    data.update(bundle_format=BUNDLE_FORMAT + 1, field_of_the_future=1)
+    with pytest.raises(BadBundleError, match="newer osteoscan"):
+        BundleMetadata.from_dict(data, "m.json")

@@ -252,7 +252,6 @@ class _Reader:
 
     def metadata(self) -> BundleMetadata:
         fmt = self.get("bundle_format", int)
-        self.refuse_unknown_keys()
         if fmt > BUNDLE_FORMAT:
             raise BadBundleError(
                 f"{self.where}: bundle format {fmt} was written by a newer osteoscan (this one "
@@ -263,6 +262,7 @@ class _Reader:
                 f"{self.where}: bundle format {fmt} is older than this osteoscan reads "
                 f"({BUNDLE_FORMAT}); re-train it with this version"
             )
+        self.refuse_unknown_keys()  # after the version check: newer formats add keys
         task_data = self.get("task", dict)
         try:
             task = Task(self.get("name", str, task_data), self.get("osteopenia", str, task_data))

@@ -12,15 +12,18 @@ from osteoscan.htmlpage import SCREENING_NOTICE
 DPI = 100
 CAM_ALPHA = 0.45
 COLOUR_MAP = "jet"
-_MARGIN_IN = {"left": 0.1, "right": 1.3, "bottom": 0.4, "top": 0.5, "bar": 0.2, "gap": 0.15}
+_MARGIN_IN = {"left": 0.1, "right": 1.0, "bottom": 0.5, "top": 0.5, "bar": 0.2, "gap": 0.15}
+MIN_DRAWN_SIDE = 500  # smaller images are drawn enlarged (by a whole factor) so the text fits
 
 
 def render_overlay(heat, out: Path) -> Path:
     """Write ``heat`` (a :class:`~osteoscan.explain.gradcam.HeatMap`) as a PNG at ``out``, the
-    image drawn one image pixel per figure pixel (original resolution and aspect ratio)."""
+    image drawn at its original resolution and aspect ratio (one image pixel per figure pixel,
+    or a whole number of them for images under :data:`MIN_DRAWN_SIDE`)."""
     height, width = heat.image.shape
+    zoom = max(1, -(-MIN_DRAWN_SIDE // max(height, width)))
     m = _MARGIN_IN
-    img_w, img_h = width / DPI, height / DPI
+    img_w, img_h = zoom * width / DPI, zoom * height / DPI
     fig_w, fig_h = img_w + m["left"] + m["right"], img_h + m["bottom"] + m["top"]
     fig = Figure(figsize=(fig_w, fig_h), dpi=DPI)
     ax = fig.add_axes((m["left"] / fig_w, m["bottom"] / fig_h, img_w / fig_w, img_h / fig_h))
@@ -32,11 +35,11 @@ def render_overlay(heat, out: Path) -> Path:
     )
     ax.set_axis_off()
     bar = fig.colorbar(shown, cax=cax)
-    bar.set_label(f"Grad-CAM evidence for '{heat.class_name}' (relative)", fontsize=8)
+    bar.set_label("Grad-CAM, relative", fontsize=8)
     threshold = "" if heat.threshold is None else f", threshold {heat.threshold:.2f}"
     fig.suptitle(
         f"P({heat.class_name}) = {heat.probability:.2f}; prediction: {heat.prediction}"
-        f"{threshold} [{heat.model}]",
+        f"{threshold} [{heat.model}]\nheat-map: evidence for {heat.class_name}",
         fontsize=9,
     )
     fig.text(0.01, 0.01, f"{Path(heat.source).name}. {SCREENING_NOTICE}", fontsize=5, wrap=True)

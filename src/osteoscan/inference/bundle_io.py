@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from osteoscan.errors import BadBundleError
+from osteoscan.errors import BadBundleError, BadConfigError
 from osteoscan.files import atomic_write_json, sha256_file
 from osteoscan.metadata import (
     BUNDLE_FORMAT,
@@ -97,7 +97,13 @@ def check_file(bundle_dir: Path, name: str, sha256: str) -> Path:
 
 def load_torch_net(bundle_dir: Path | str):
     """The bundle's network (eval mode) and metadata; the weights' sha256 is checked first."""
-    from osteoscan.bundle import load_bundle
+    try:
+        from osteoscan.bundle import load_bundle
+    except ImportError as exc:
+        raise BadConfigError(
+            f"the torch backend needs PyTorch ({exc.name} is not installed): "
+            "pip install 'osteoscan[train]', or use an ONNX export with --backend onnx"
+        ) from None
 
     bundle_dir = Path(bundle_dir)
     meta = read_metadata(bundle_dir)
