@@ -151,22 +151,16 @@ def export_bundle(
             f"{bundle_dir}: ONNX fp32 probabilities differ from torch by {fp32_diff:.2e} "
             f"(tolerance {config.fp32_tolerance:.0e}) on {n_images} images; ONNX file not kept"
         )
-    exports = [
-        OnnxExport(
-            FP32_FILE,
-            sha256_file(fp32_file),
-            "fp32",
-            OPSET,
-            fp32_diff,
-            config.fp32_tolerance,
-            n_images,
-        )
-    ]
+    fp32 = OnnxExport(
+        FP32_FILE, sha256_file(fp32_file), "fp32", OPSET, fp32_diff, config.fp32_tolerance, n_images
+    )
     log.info("ONNX fp32 agrees with torch within %.2e on %d images", fp32_diff, n_images)
-    kept_int8 = [e for e in meta.exports if e.precision == "int8"]
+    earlier_int8 = tuple(e for e in meta.exports if e.precision == "int8")
+    exports = update_metadata(bundle_dir, exports=(fp32, *earlier_int8)).exports
     if config.int8:
-        kept_int8 = [_export_int8(bundle_dir, fp32_file, pixels, paths, fp32_logits, config)]
-    return update_metadata(bundle_dir, exports=tuple(exports + kept_int8)).exports
+        int8 = _export_int8(bundle_dir, fp32_file, pixels, paths, fp32_logits, config)
+        exports = update_metadata(bundle_dir, exports=(fp32, int8)).exports
+    return exports
 
 
 def _export_int8(
@@ -185,7 +179,7 @@ def _export_int8(
         if int8_diff > config.int8_tolerance:
             raise ExportRefusedError(
                 f"{bundle_dir}: int8 refused: its probabilities differ from fp32 by up to "
-                f"{int8_diff:.3f} (tolerance {config.int8_tolerance}) on {len(pixels)} images; "
+                f"{int8_diff:.4f} (tolerance {config.int8_tolerance}) on {len(pixels)} images; "
                 "the fp32 ONNX model was kept; try more or more typical --images"
             )
         target = bundle_dir / INT8_FILE
