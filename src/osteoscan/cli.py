@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the registered models and their modes")
     p.set_defaults(func=cmd_models)
+    from osteoscan.cli_inference import add_inference_commands
+
+    add_inference_commands(sub)
     return parser
 
 
