@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from osteoscan.data.labels import OSTEOPOROSIS
 from osteoscan.errors import BadConfigError
 from osteoscan.inference.bundle_io import load_torch_net
+from osteoscan.inference.predict import decide
 from osteoscan.inference.preprocess import PreparedImage, Preprocessor, softmax
 from osteoscan.metadata import BundleMetadata
 
@@ -136,19 +137,13 @@ class Explainer:
         cam = np.clip(image.geometry.to_original(square), 0.0, None)
         peak = float(cam.max())
         cam = cam / peak if peak > 0 else cam
-        threshold = self.metadata.operating_threshold
-        positive = names.index(OSTEOPOROSIS)
-        if threshold is not None:
-            prediction = names[1] if probs[positive] >= threshold else names[0]
-        else:
-            prediction = names[int(np.argmax(probs))]
         return HeatMap(
             cam.astype(np.float32),
             image.original,
             class_name,
             float(probs[names.index(class_name)]),
-            prediction,
-            threshold,
+            decide(self.metadata, probs),
+            self.metadata.operating_threshold,
             self.metadata.model,
             source,
         )

@@ -45,6 +45,15 @@ class PredictionRow:
     error: str | None = None
 
 
+def decide(metadata: BundleMetadata, probs: np.ndarray) -> str:
+    """The class predicted from one image's probabilities: P(osteoporosis) against the operating
+    threshold in the binary task, the most probable class otherwise."""
+    names, threshold = metadata.class_names, metadata.operating_threshold
+    if threshold is None:
+        return names[int(np.argmax(probs))]
+    return OSTEOPOROSIS if probs[names.index(OSTEOPOROSIS)] >= threshold else names[0]
+
+
 class Predictor:
     """A bundle opened for prediction: its metadata, one preprocessor and one backend."""
 
@@ -61,23 +70,17 @@ class Predictor:
         return softmax(logits, self.metadata.temperature)
 
     def rows_for(self, paths: Sequence[Path], probs: np.ndarray) -> list[PredictionRow]:
-        meta, threshold = self.metadata, self.metadata.operating_threshold
-        rows = []
-        for path, p in zip(paths, probs, strict=True):
-            if threshold is not None:
-                label = (
-                    meta.class_names[1]
-                    if p[self.positive_index] >= threshold
-                    else meta.class_names[0]
-                )
-            else:
-                label = meta.class_names[int(np.argmax(p))]
-            rows.append(
-                PredictionRow(
-                    str(path), float(p[self.positive_index]), label, threshold, meta.model
-                )
+        meta = self.metadata
+        return [
+            PredictionRow(
+                str(path),
+                float(p[self.positive_index]),
+                decide(meta, p),
+                meta.operating_threshold,
+                meta.model,
             )
-        return rows
+            for path, p in zip(paths, probs, strict=True)
+        ]
 
     def predict(
         self, paths: Sequence[Path], batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
