@@ -12,7 +12,7 @@ $(UV):
 	.uv/bin/pip install --quiet uv==$(UV_VERSION)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	touch $@
 
 demo: .venv/.synced

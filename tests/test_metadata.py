@@ -9,8 +9,10 @@ from osteoscan.errors import BadBundleError
 from osteoscan.metadata import (
     BUNDLE_FORMAT,
     BundleMetadata,
+    Calibration,
     FitSummary,
     InputSpec,
+    OnnxExport,
     TrainingRecord,
 )
 
@@ -101,3 +103,61 @@ def test_seen_images_round_trip_and_bad_entries_are_named():
         data["training"]["images"] = [bad]
         with pytest.raises(BadBundleError, match=message):
             BundleMetadata.from_dict(data, "m.json")
+
+
+CALIBRATION = Calibration(
+    temperature=1.7,
+    threshold=0.31,
+    threshold_rule="target_sensitivity",
+    target_sensitivity=0.9,
+    sensitivity=0.92,
+    sensitivity_ci=(0.8, 1.0),
+    specificity=0.6,
+    specificity_ci=(0.45, 0.75),
+    threshold_ci=(0.2, 0.4),
+    data_source="/held-out",
+    data_manifest_sha256=SHA,
+    n_images=40,
+    ece_before=0.2,
+    ece_after=0.05,
+    brier_before=0.3,
+    brier_after=0.2,
+    created="2026-12-01T00:00:00+00:00",
+)
+FP32 = OnnxExport("model.onnx", SHA, "fp32", 18, 1e-6, 1e-4, 12)
+
+
+def test_calibration_and_exports_round_trip_and_set_the_operating_point():
+    meta = make_metadata(calibration=CALIBRATION, exports=(FP32,))
+    again = BundleMetadata.from_dict(json.loads(json.dumps(meta.to_dict())), "m.json")
+    assert again.calibration == CALIBRATION and again.exports == (FP32,)
+    assert again.temperature == 1.7 and again.operating_threshold == 0.31
+    assert again.export("fp32") == FP32 and again.export("int8") is None
+    plain = make_metadata()
+    assert plain.temperature == 1.0 and plain.operating_threshold == 0.5
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["calibration"].update(temperature=0.0), "temperature' must be positive"),
+        (lambda d: d["calibration"].update(threshold=2.0), r"calibration.threshold' must lie"),
+        (lambda d: d["calibration"].update(sensitivity_ci=[0.9, 0.1]), "low <= high"),
+        (lambda d: d["calibration"].pop("data_manifest_sha256"), "is missing"),
+        (lambda d: d["exports"][0].update(file="../evil.onnx"), "file name inside the bundle"),
+        (lambda d: d["exports"][0].update(precision="fp16"), "must be one of"),
+        (lambda d: d["exports"].append(dict(d["exports"][0])), "one precision twice"),
+    ],
+)
+def test_damaged_calibration_or_exports_are_named(edit, message):
+    data = make_metadata(calibration=CALIBRATION, exports=(FP32,)).to_dict()
+    edit(data)
+    with pytest.raises(BadBundleError, match=message):
+        BundleMetadata.from_dict(data, "b/metadata.json")
+
+
+def test_a_newer_format_with_new_keys_gets_the_version_message():
+    data = make_metadata().to_dict()
+    data.update(bundle_format=BUNDLE_FORMAT + 1, field_of_the_future=1)
+    with pytest.raises(BadBundleError, match="newer osteoscan"):
+        BundleMetadata.from_dict(data, "m.json")

@@ -409,6 +409,7 @@ def _add_audit(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from osteoscan.cli_inference import add_inference_commands
     from osteoscan.cli_roi import add_roi_commands
 
     parser = argparse.ArgumentParser(
@@ -427,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the registered models and their modes")
     p.set_defaults(func=cmd_models)
     add_roi_commands(sub)
+    add_inference_commands(sub)
     return parser
 
 

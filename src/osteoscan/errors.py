@@ -48,3 +48,7 @@ class InterruptedRun(OsteoscanError):
 
 class NotWritableError(OsteoscanError):
     """An output folder (``--out``, ``--cache-dir``) cannot be created or written to."""
+
+
+class ExportRefusedError(OsteoscanError):
+    """An exported model disagrees with the model it was made from beyond the stated tolerance."""

@@ -12,7 +12,7 @@ so a damaged or edited bundle is refused before it predicts anything.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ INTENSITY_CONTRACT = (
     "image_size x image_size, antialiased bilinear resize"
 )
 MIN_IMAGE_SIZE = 8
+ONNX_PRECISIONS = ("fp32", "int8")
 
 
 def json_ready(value: Any) -> Any:
@@ -112,6 +113,53 @@ class FitSummary:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling and the operating threshold fitted on held-out labelled data.
+
+    ``threshold`` applies to temperature-scaled probabilities (None for the three-class task);
+    ``threshold_rule`` says how it was chosen. The fitted-on data is named by its source and
+    manifest sha256, so a later evaluation on the same images can be recognised.
+    """
+
+    temperature: float
+    threshold: float | None
+    threshold_rule: str
+    target_sensitivity: float | None
+    sensitivity: float | None
+    sensitivity_ci: tuple[float, float] | None
+    specificity: float | None
+    specificity_ci: tuple[float, float] | None
+    threshold_ci: tuple[float, float] | None
+    data_source: str
+    data_manifest_sha256: str
+    n_images: int
+    ece_before: float
+    ece_after: float
+    brier_before: float
+    brier_after: float
+    created: str
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """One ONNX file inside the bundle (input: normalised pixels, output: logits) and its check.
+
+    ``max_probability_difference`` is the largest absolute difference of class probabilities on
+    ``n_check_images`` real images, against torch for fp32 and against the fp32 ONNX model for
+    int8; it was within ``tolerance`` or the file would not be here.
+    """
+
+    file: str
+    sha256: str
+    precision: str
+    opset: int
+    max_probability_difference: float
+    tolerance: float
+    n_check_images: int
+    calibration_images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class BundleMetadata:
     """The whole ``metadata.json``. ``class_names`` follow from ``task`` (one place for them)."""
 
@@ -131,10 +179,28 @@ class BundleMetadata:
     pretrained: PretrainedWeights | None = None
     bundle_format: int = BUNDLE_FORMAT
     disclaimer: str = SCREENING_NOTICE
+    calibration: Calibration | None = None
+    exports: tuple[OnnxExport, ...] = ()
 
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.task.class_names
+
+    @property
+    def temperature(self) -> float:
+        """Logits are divided by this before the softmax (1.0 until ``calibrate`` ran)."""
+        return 1.0 if self.calibration is None else self.calibration.temperature
+
+    @property
+    def operating_threshold(self) -> float | None:
+        """The decision threshold predict uses: the calibrated one when there is one."""
+        if self.calibration is not None and self.calibration.threshold is not None:
+            return self.calibration.threshold
+        return self.decision_threshold
+
+    def export(self, precision: str) -> OnnxExport | None:
+        """The ONNX export of ``precision`` ('fp32' or 'int8'), or None if there is none."""
+        return next((e for e in self.exports if e.precision == precision), None)
 
     @property
     def positive_class(self) -> str | None:
@@ -149,6 +215,8 @@ class BundleMetadata:
             value = getattr(self, f.name)
             if f.name == "task":
                 value = value.to_dict()
+            elif f.name == "exports":
+                value = [asdict(e) for e in value]
             elif hasattr(value, "__dataclass_fields__"):
                 value = _plain(value)
             out[f.name] = value
@@ -213,7 +281,6 @@ class _Reader:
 
     def metadata(self) -> BundleMetadata:
         fmt = self.get("bundle_format", int)
-        self.refuse_unknown_keys()
         if fmt > BUNDLE_FORMAT:
             raise BadBundleError(
                 f"{self.where}: bundle format {fmt} was written by a newer osteoscan (this one "
@@ -224,6 +291,7 @@ class _Reader:
                 f"{self.where}: bundle format {fmt} is older than this osteoscan reads "
                 f"({BUNDLE_FORMAT}); re-train it with this version"
             )
+        self.refuse_unknown_keys()  # after the version check: newer formats add keys
         task_data = self.get("task", dict)
         try:
             task = Task(self.get("name", str, task_data), self.get("osteopenia", str, task_data))
@@ -249,6 +317,8 @@ class _Reader:
             pretrained=self.pretrained(),
             bundle_format=fmt,
             disclaimer=self.get("disclaimer", str),
+            calibration=self.calibration(task),
+            exports=self.exports(),
         )
 
     def sha256(self, key: str, source: dict | None = None) -> str:
@@ -335,6 +405,95 @@ class _Reader:
         return PretrainedWeights(
             self.get("path", str, data), self.sha256("sha256", data), self.get("origin", str, data)
         )
+
+    def optional(self, key: str, kind: type, source: dict) -> Any:
+        """``source[key]`` when present and not null (checked against ``kind``), else None."""
+        if source.get(key) is None:
+            return None
+        return self.get(key, kind, source)
+
+    def probability(self, key: str, source: dict, where: str) -> float | None:
+        value = self.optional(key, float, source)
+        if value is not None and not 0.0 <= value <= 1.0:
+            self.fail(f"{where}.{key}", f"must lie in [0, 1], not {value}")
+        return value
+
+    def interval(self, key: str, source: dict, where: str) -> tuple[float, float] | None:
+        if source.get(key) is None:
+            return None
+        values = self.numbers(key, source)
+        if len(values) != 2 or values[0] > values[1]:
+            self.fail(f"{where}.{key}", "must be [low, high] with low <= high")
+        return values[0], values[1]
+
+    def calibration(self, task: Task) -> Calibration | None:
+        data = self.data.get("calibration")
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            self.fail("calibration", "must be an object or null")
+        temperature = self.get("temperature", float, data)
+        if temperature <= 0:
+            self.fail("calibration.temperature", f"must be positive, not {temperature}")
+        threshold = self.probability("threshold", data, "calibration")
+        if task.name != "binary" and threshold is not None:
+            self.fail("calibration.threshold", "must be null for the three-class task")
+        n_images = self.get("n_images", int, data)
+        if n_images < 1:
+            self.fail("calibration.n_images", "must be at least 1")
+        return Calibration(
+            temperature=temperature,
+            threshold=threshold,
+            threshold_rule=self.get("threshold_rule", str, data),
+            target_sensitivity=self.probability("target_sensitivity", data, "calibration"),
+            sensitivity=self.probability("sensitivity", data, "calibration"),
+            sensitivity_ci=self.interval("sensitivity_ci", data, "calibration"),
+            specificity=self.probability("specificity", data, "calibration"),
+            specificity_ci=self.interval("specificity_ci", data, "calibration"),
+            threshold_ci=self.interval("threshold_ci", data, "calibration"),
+            data_source=self.get("data_source", str, data),
+            data_manifest_sha256=self.sha256("data_manifest_sha256", data),
+            n_images=n_images,
+            ece_before=self.get("ece_before", float, data),
+            ece_after=self.get("ece_after", float, data),
+            brier_before=self.get("brier_before", float, data),
+            brier_after=self.get("brier_after", float, data),
+            created=self.get("created", str, data),
+        )
+
+    def exports(self) -> tuple[OnnxExport, ...]:
+        items = self.data.get("exports", [])
+        if not isinstance(items, list):
+            self.fail("exports", "must be a list")
+        out = []
+        for item in items:
+            if not isinstance(item, dict):
+                self.fail("exports", "must hold objects")
+            file = self.get("file", str, item)
+            if Path(file).name != file or not file.endswith(".onnx"):
+                self.fail(
+                    "exports.file", f"must be a .onnx file name inside the bundle, not {file!r}"
+                )
+            precision = self.get("precision", str, item)
+            if precision not in ONNX_PRECISIONS:
+                self.fail(
+                    "exports.precision", f"must be one of {ONNX_PRECISIONS}, not {precision!r}"
+                )
+            out.append(
+                OnnxExport(
+                    file=file,
+                    sha256=self.sha256("sha256", item),
+                    precision=precision,
+                    opset=self.get("opset", int, item),
+                    max_probability_difference=self.get("max_probability_difference", float, item),
+                    tolerance=self.get("tolerance", float, item),
+                    n_check_images=self.get("n_check_images", int, item),
+                    calibration_images=tuple(self.get("calibration_images", list, item)),
+                )
+            )
+        if len({e.precision for e in out}) != len(out):
+            self.fail("exports", "lists one precision twice")
+        return tuple(out)
 
     def refuse_unknown_keys(self) -> None:
         """Keys outside the schema are refused: a newer writer must raise ``bundle_format``."""

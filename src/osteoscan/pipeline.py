@@ -407,7 +407,9 @@ def _metadata(
         ),
         config=json_ready(config.to_dict()),  # as it reads back from metadata.json
         validation_metrics=json_ready(validation.to_dict()),
-        pretrained=None if source is None else PretrainedWeights(source.path, source.sha256, source.origin),
+        pretrained=None
+        if source is None
+        else PretrainedWeights(source.path, source.sha256, source.origin),
     )
 
 

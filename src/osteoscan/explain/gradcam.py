@@ -1,0 +1,163 @@
+"""Grad-CAM (Selvaraju et al. 2017) through captum's ``LayerGradCam``.
+
+The explained score is the margin ``z_c - logsumexp(z_j, j != c)`` of the class asked for (in
+the binary task exactly ``z_c - z_other``): its sign is that of the evidence for ``c`` against
+the rest, so the map explains the requested class whatever the prediction, and it does not
+vanish when the softmax saturates. The network is put in eval mode for the pass and every
+module's train/eval state is restored afterwards; captum removes its hooks itself, also on error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from captum.attr import LayerGradCam
+from torch import nn
+from torch.nn import functional as F
+
+from osteoscan.data.labels import OSTEOPOROSIS
+from osteoscan.errors import BadConfigError
+from osteoscan.inference.bundle_io import load_torch_net
+from osteoscan.inference.predict import decide
+from osteoscan.inference.preprocess import PreparedImage, Preprocessor, softmax
+from osteoscan.metadata import BundleMetadata
+
+log = logging.getLogger(__name__)
+
+# Fallback until the registry entries carry their Grad-CAM layer: dotted paths inside the
+# architecture (as ModelSpec.head), the last spatial feature map before pooling.
+_FALLBACK_TARGET_LAYERS = {
+    "cnn3": "features.10",
+    "resnet18": "layer4",
+    "resnet50": "layer4",
+    "vgg16": "features.29",
+    "densenet121": "features",
+    "efficientnet_b0": "features.8",
+    "efficientnet_lite0": "conv_head",
+}
+
+
+def target_layer_path(model: str, override: str | None = None) -> str:
+    """Dotted path, inside a bundle's ClassifierNet, of the layer Grad-CAM reads.
+
+    ``override`` (a path inside the architecture) wins; then the registry entry's
+    ``target_layer``; then the fallback table above.
+    """
+    from osteoscan.models import get_spec
+
+    spec = get_spec(model)
+    path = override or getattr(spec, "target_layer", None) or _FALLBACK_TARGET_LAYERS.get(model)
+    if path is None:
+        raise BadConfigError(
+            f"model {model!r} names no Grad-CAM layer; pass --target-layer (a dotted module path)"
+        )
+    return f"backbone.{path}"
+
+
+def _margin(logits: torch.Tensor, class_index: int) -> torch.Tensor:
+    others = torch.cat([logits[:, :class_index], logits[:, class_index + 1 :]], dim=1)
+    return logits[:, class_index] - torch.logsumexp(others, dim=1)
+
+
+def grad_cam(net: nn.Module, batch: torch.Tensor, layer: nn.Module, class_index: int) -> np.ndarray:
+    """Grad-CAM maps (N, S, S) of ``class_index`` for normalised ``batch`` (N, C, S, S): ReLU of the
+    gradient-weighted sum of ``layer``'s channels, bilinearly upsampled to the input size."""
+    states = {module: module.training for module in net.modules()}
+    net.eval()
+    try:
+        cam = LayerGradCam(lambda x: _margin(net(x), class_index), layer)
+        with torch.enable_grad():
+            inputs = batch.detach().clone().requires_grad_(True)
+            maps = cam.attribute(inputs, relu_attributions=True)
+        maps = F.interpolate(maps.detach().float(), size=batch.shape[-2:], mode="bilinear")
+    finally:
+        for module, training in states.items():
+            module.training = training
+    return maps[:, 0].numpy()
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """A Grad-CAM map at the original image's resolution, scaled to [0, 1] (1 = strongest)."""
+
+    cam: np.ndarray
+    image: np.ndarray
+    class_name: str
+    probability: float
+    prediction: str
+    threshold: float | None
+    model: str
+    source: str
+
+    def save(self, out: Path | str) -> Path:
+        """The overlay as PNG: image, heat-map, colour bar, probability in the caption."""
+        from osteoscan.explain.overlay import render_overlay
+
+        return render_overlay(self, Path(out))
+
+
+class Explainer:
+    """A bundle's torch network opened for Grad-CAM."""
+
+    def __init__(self, net: nn.Module, metadata: BundleMetadata, layer_path: str) -> None:
+        self.net, self.metadata = net, metadata
+        self.preprocessor = Preprocessor(metadata.input)
+        try:
+            self.layer = net.get_submodule(layer_path)
+        except AttributeError:
+            raise BadConfigError(
+                f"model {metadata.model!r} has no module {layer_path!r}; "
+                "pass a dotted module path that exists (see print(net))"
+            ) from None
+
+    @classmethod
+    def from_bundle(cls, bundle_dir: Path | str, target_layer: str | None = None) -> Explainer:
+        net, meta = load_torch_net(bundle_dir)
+        return cls(net, meta, target_layer_path(meta.model, target_layer))
+
+    def explain(self, path: Path | str, class_name: str = OSTEOPOROSIS) -> HeatMap:
+        return self.explain_prepared(self.preprocessor.load(path), str(path), class_name)
+
+    def explain_prepared(
+        self, image: PreparedImage, source: str, class_name: str = OSTEOPOROSIS
+    ) -> HeatMap:
+        """Grad-CAM of ``class_name`` for an already decoded image, at its original size."""
+        names = self.metadata.class_names
+        if class_name not in names:
+            raise BadConfigError(f"unknown class {class_name!r}; use one of {', '.join(names)}")
+        batch = torch.from_numpy(self.preprocessor.normalise([image.square]))
+        with torch.inference_mode():
+            logits = self.net(batch).float().numpy()
+        probs = softmax(logits, self.metadata.temperature)[0]
+        square = grad_cam(self.net, batch, self.layer, names.index(class_name))[0]
+        cam = np.clip(image.geometry.to_original(square), 0.0, None)
+        peak = float(cam.max())
+        cam = cam / peak if peak > 0 else cam
+        return HeatMap(
+            cam.astype(np.float32),
+            image.original,
+            class_name,
+            float(probs[names.index(class_name)]),
+            decide(self.metadata, probs),
+            self.metadata.operating_threshold,
+            self.metadata.model,
+            source,
+        )
+
+
+def explain(
+    bundle_dir: Path | str,
+    image: Path | str,
+    out: Path | str | None = None,
+    class_name: str = OSTEOPOROSIS,
+    target_layer: str | None = None,
+) -> HeatMap:
+    """Grad-CAM of ``class_name`` for ``image``; writes the overlay PNG to ``out`` when given."""
+    heat = Explainer.from_bundle(bundle_dir, target_layer).explain(image, class_name)
+    if out is not None:
+        heat.save(out)
+    return heat

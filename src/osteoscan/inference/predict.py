@@ -1,0 +1,224 @@
+"""Screen new radiographs with a bundle: files, folders and DICOM in, one row per image out.
+
+A bad file becomes a row with its ``error`` and the run goes on. Probabilities are the
+temperature-scaled probability of osteoporosis; ``prediction`` applies the bundle's operating
+threshold (the calibrated one when ``calibrate`` ran) in the binary task, the most probable
+class in the three-class task.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from osteoscan.data.decode import is_supported
+from osteoscan.data.labels import OSTEOPOROSIS
+from osteoscan.errors import BadBundleError, BadConfigError, OsteoscanError
+from osteoscan.files import atomic_write, atomic_write_json, check_writable_dir
+from osteoscan.inference.backends import BACKENDS, DEFAULT_BACKEND, Backend, OnnxBackend
+from osteoscan.inference.bundle_io import check_file, load_torch_net, read_metadata
+from osteoscan.inference.preprocess import PreparedImage, Preprocessor, softmax
+from osteoscan.metadata import BundleMetadata, json_ready
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 16
+OUTPUT_SUFFIXES = (".csv", ".json")
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One image's result; ``error`` is set (and the numbers are None) when it could not be read."""
+
+    path: str
+    probability: float | None
+    prediction: str | None
+    threshold: float | None
+    model: str
+    error: str | None = None
+
+
+def decide(metadata: BundleMetadata, probs: np.ndarray) -> str:
+    """The class predicted from one image's probabilities: P(osteoporosis) against the operating
+    threshold in the binary task, the most probable class otherwise."""
+    names, threshold = metadata.class_names, metadata.operating_threshold
+    if threshold is None:
+        return names[int(np.argmax(probs))]
+    return OSTEOPOROSIS if probs[names.index(OSTEOPOROSIS)] >= threshold else names[0]
+
+
+class Predictor:
+    """A bundle opened for prediction: its metadata, one preprocessor and one backend."""
+
+    def __init__(self, metadata: BundleMetadata, backend: Backend, bundle_dir: Path) -> None:
+        self.metadata = metadata
+        self.backend = backend
+        self.bundle_dir = bundle_dir
+        self.preprocessor = Preprocessor(metadata.input)
+        self.positive_index = metadata.class_names.index(OSTEOPOROSIS)
+
+    def probabilities(self, squares: Sequence[np.ndarray]) -> np.ndarray:
+        """Calibrated class probabilities (N, K) of letterboxed [0, 1] squares."""
+        logits = self.backend.logits(self.preprocessor.normalise(squares))
+        return softmax(logits, self.metadata.temperature)
+
+    def rows_for(self, paths: Sequence[Path], probs: np.ndarray) -> list[PredictionRow]:
+        meta = self.metadata
+        return [
+            PredictionRow(
+                str(path),
+                float(p[self.positive_index]),
+                decide(meta, p),
+                meta.operating_threshold,
+                meta.model,
+            )
+            for path, p in zip(paths, probs, strict=True)
+        ]
+
+    def predict(
+        self, paths: Sequence[Path], batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
+    ) -> Iterator[tuple[PredictionRow, PreparedImage | None]]:
+        """Rows in input order, each with its prepared image (None for a file that failed)."""
+        bar = _Progress(len(paths)) if progress else None
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            prepared: dict[int, PreparedImage] = {}
+            errors: dict[int, str] = {}
+            for i, path in enumerate(chunk):
+                try:
+                    prepared[i] = self.preprocessor.load(path)
+                except OsteoscanError as exc:
+                    errors[i] = str(exc)
+            good = sorted(prepared)
+            rows = {}
+            if good:
+                probs = self.probabilities([prepared[i].square for i in good])
+                rows = dict(zip(good, self.rows_for([chunk[i] for i in good], probs), strict=True))
+            for i, path in enumerate(chunk):
+                if i in errors:
+                    log.warning("%s", errors[i])
+                    row = PredictionRow(str(path), None, None, None, self.metadata.model, errors[i])
+                    yield row, None
+                else:
+                    yield rows[i], prepared[i]
+            if bar is not None:
+                bar.advance(len(chunk))
+        if bar is not None:
+            bar.close()
+
+
+def open_predictor(
+    bundle_dir: Path | str, backend: str = DEFAULT_BACKEND, threads: int | None = None
+) -> Predictor:
+    """Open ``bundle_dir`` with ``backend``: 'torch', 'onnx' (fp32 export), 'onnx-int8', or
+    'auto' (the fp32 ONNX export when the bundle has one, else torch)."""
+    bundle_dir = Path(bundle_dir)
+    if backend not in BACKENDS:
+        raise BadConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    meta = read_metadata(bundle_dir)
+    if backend == "auto":
+        backend = "onnx" if meta.export("fp32") is not None else "torch"
+    if backend == "torch":
+        from osteoscan.inference.backends import TorchBackend
+
+        net, meta = load_torch_net(bundle_dir)
+        return Predictor(meta, TorchBackend(net, threads), bundle_dir)
+    precision = "int8" if backend == "onnx-int8" else "fp32"
+    export = meta.export(precision)
+    if export is None:
+        flag = " --int8" if precision == "int8" else ""
+        raise BadBundleError(
+            f"{bundle_dir}: has no {precision} ONNX export; run "
+            f"'osteoscan export {bundle_dir} --format onnx{flag}' first, or use --backend torch"
+        )
+    onnx_file = check_file(bundle_dir, export.file, export.sha256)
+    return Predictor(meta, OnnxBackend(onnx_file, threads, name=backend), bundle_dir)
+
+
+def expand_paths(inputs: Iterable[Path | str]) -> list[Path]:
+    """Files as given, folders expanded to their supported images (sorted, recursive)."""
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            out += sorted(p for p in item.rglob("*") if p.is_file() and is_supported(p))
+        else:
+            out.append(item)
+    return out
+
+
+def write_rows(rows: Sequence[PredictionRow], out: Path | str) -> Path:
+    """Write rows as CSV or JSON, chosen by ``out``'s suffix, atomically."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise BadConfigError(f"--out {out}: use a .csv or .json file name")
+    if suffix == ".json":
+        return atomic_write_json(out, json_ready([asdict(r) for r in rows]))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(PredictionRow)])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
+    return atomic_write(out, buffer.getvalue())
+
+
+def predict(
+    bundle_dir: Path | str,
+    inputs: Iterable[Path | str],
+    backend: str = DEFAULT_BACKEND,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    out: Path | str | None = None,
+    cam_dir: Path | str | None = None,
+    progress: bool = False,
+    threads: int | None = None,
+) -> list[PredictionRow]:
+    """Predict every image in ``inputs`` (files and folders); optionally write ``out`` (.csv or
+    .json) and a Grad-CAM overlay per image into ``cam_dir`` (needs torch)."""
+    paths = expand_paths(inputs)
+    if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise BadConfigError(f"--out {out}: use a .csv or .json file name")
+    if out is not None:
+        check_writable_dir(Path(out).resolve().parent, "--out")
+    explainer = None
+    if cam_dir is not None:
+        from osteoscan.explain.gradcam import Explainer
+
+        check_writable_dir(cam_dir, "--cam")
+        explainer = Explainer.from_bundle(bundle_dir)
+    predictor = open_predictor(bundle_dir, backend, threads)
+    rows = []
+    for row, image in predictor.predict(paths, batch_size, progress):
+        rows.append(row)
+        if explainer is not None and image is not None:
+            target = Path(cam_dir) / f"{Path(row.path).stem}.cam.png"
+            explainer.explain_prepared(image, Path(row.path).name).save(target)
+    if out is not None:
+        write_rows(rows, out)
+    return rows
+
+
+class _Progress:
+    """A one-line progress bar on stderr for long runs (only when stderr is a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.enabled = total > 0 and sys.stderr.isatty()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.enabled:
+            filled = int(30 * self.done / self.total)
+            bar = "#" * filled + "." * (30 - filled)
+            sys.stderr.write(f"\rpredict [{bar}] {self.done}/{self.total}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")

@@ -1,0 +1,92 @@
+"""The one preprocessing path of every backend, in numpy and Pillow (no torch).
+
+decode (the intensity contract) -> letterbox to the bundle's ``image_size`` -> replicate to the
+model's channels, subtract mean, divide by std. Everything is read from the bundle's
+:class:`~osteoscan.metadata.InputSpec`. :class:`Letterbox` records where the image went inside
+the square so that a heat-map can be mapped back onto the original pixels exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image
+from osteoscan.data.pixels import letterbox
+from osteoscan.metadata import InputSpec
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an ``height`` x ``width`` image lies inside the ``size`` x ``size`` network input.
+
+    Mirrors :func:`osteoscan.data.pixels.letterbox` (a test holds the two together).
+    """
+
+    height: int
+    width: int
+    size: int
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(top, left, new_height, new_width) of the resized image inside the square."""
+        scale = self.size / max(self.height, self.width)
+        new_w, new_h = max(1, round(self.width * scale)), max(1, round(self.height * scale))
+        return (self.size - new_h) // 2, (self.size - new_w) // 2, new_h, new_w
+
+    def to_original(self, square: np.ndarray) -> np.ndarray:
+        """A ``size`` x ``size`` map cropped to the image and resized to ``height`` x ``width``."""
+        top, left, new_h, new_w = self.box
+        inside = np.ascontiguousarray(square[top : top + new_h, left : left + new_w], np.float32)
+        resized = Image.fromarray(inside, mode="F").resize(
+            (self.width, self.height), Image.Resampling.BILINEAR
+        )
+        return np.asarray(resized, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """One decoded image: the original pixels, the letterboxed square and their geometry."""
+
+    original: np.ndarray
+    square: np.ndarray
+    geometry: Letterbox
+
+
+class Preprocessor:
+    """Turn files into normalised network input, exactly as the bundle's model was trained."""
+
+    def __init__(self, spec: InputSpec, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.spec = spec
+        self.max_pixels = max_pixels
+        self._mean = np.asarray(spec.mean, np.float32).reshape(1, -1, 1, 1)
+        self._std = np.asarray(spec.std, np.float32).reshape(1, -1, 1, 1)
+
+    def load(self, path: Path | str) -> PreparedImage:
+        """Decode and letterbox ``path``; raises BadImageError naming the file."""
+        original = read_image(Path(path), self.max_pixels)
+        return self.from_pixels(original)
+
+    def from_pixels(self, original: np.ndarray) -> PreparedImage:
+        """Letterbox already-decoded contract pixels (2-D float in [0, 1])."""
+        size = self.spec.image_size
+        geometry = Letterbox(int(original.shape[0]), int(original.shape[1]), size)
+        return PreparedImage(original, letterbox(original, size), geometry)
+
+    def normalise(self, squares: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """(N, S, S) letterboxed [0, 1] pixels -> (N, C, S, S) float32 network input."""
+        batch = np.asarray(squares, dtype=np.float32)[:, None]
+        channels = np.broadcast_to(batch, (batch.shape[0], self.spec.in_chans, *batch.shape[2:]))
+        return np.ascontiguousarray((channels - self._mean) / self._std, dtype=np.float32)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` in float64, stable for large logits."""
+    scaled = np.asarray(logits, np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
