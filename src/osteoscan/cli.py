@@ -160,6 +160,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from osteoscan.cli_study import add_study_commands
     from osteoscan.models import MODELS, MODES
 
     parser = argparse.ArgumentParser(
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the registered models and their modes")
     p.set_defaults(func=cmd_models)
+    add_study_commands(sub)
     return parser
 
 
