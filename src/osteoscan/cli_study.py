@@ -51,6 +51,7 @@ def _options(args: argparse.Namespace):
         externals=tuple(args.external or ()),
         train=TrainConfig(progress=args.progress, **runtime),
         write_report=not args.no_report,
+        **({"bootstrap": args.bootstrap} if args.bootstrap is not None else {}),
     )
 
 
@@ -162,6 +163,7 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default=None, choices=("auto", "32", "bf16", "16"))
     p.add_argument("--workers", type=int, default=None, help="data loader worker processes")
     p.add_argument("--progress", action="store_true", help="show a progress bar per unit")
+    p.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples for CIs")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("report", help="merge a study folder's finished units into its report")

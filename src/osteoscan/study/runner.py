@@ -26,6 +26,7 @@ import numpy as np
 from osteoscan.errors import BadConfigError, BadManifestError, BadWeightsError, InterruptedRun
 from osteoscan.files import atomic_write_json, check_writable_dir
 from osteoscan.models import get_spec
+from osteoscan.stats import DEFAULT_BOOTSTRAP
 from osteoscan.study import _steps
 from osteoscan.study.config import NO_PRETRAINED, QUICK, StudyConfig, load_study_config
 from osteoscan.study.folds import Fold, fold_table, inner_split, make_folds
@@ -55,6 +56,7 @@ class RunOptions:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(progress=False))
     probe: bool = True
     write_report: bool = True
+    bootstrap: int = DEFAULT_BOOTSTRAP
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,7 @@ def run_study(data: Path | str, out: Path | str, options: RunOptions | None = No
     if options.write_report:
         from osteoscan.study.report import write_report
 
-        report = write_report(out)
+        report = write_report(out, options.bootstrap)
     return StudyOutcome(out, plan, tuple(ran), report)
 
 
