@@ -15,6 +15,7 @@ import torch
 
 from osteoscan.data.transforms import Normalise
 from osteoscan.models import build_for_inference, get_spec
+from osteoscan.training.precision import autocast_for
 
 log = logging.getLogger(__name__)
 
@@ -25,25 +26,38 @@ class BatchTiming:
     forward_s: float
 
 
-def time_batch(model: str, mode: str, image_size: int, batch_size: int) -> BatchTiming:
-    """Seconds for one training step and one inference batch (the second of two, warm)."""
+def time_batch(
+    model: str,
+    mode: str,
+    image_size: int,
+    batch_size: int,
+    precision: str = "32-true",
+    device: str = "cpu",
+) -> BatchTiming:
+    """Seconds for one training step and one inference batch (the second of two, warm), on the
+    ``device`` and at the resolved Lightning ``precision`` the units will use."""
     spec = get_spec(model)
-    net = build_for_inference(model, mode, 2)
-    normalise = Normalise(spec.mean, spec.std)
-    images = torch.rand(batch_size, 1, image_size, image_size)
-    targets = torch.zeros(batch_size, dtype=torch.long)
+    device = torch.device(device)
+    net = build_for_inference(model, mode, 2).to(device)
+    normalise = Normalise(spec.mean, spec.std).to(device)
+    images = torch.rand(batch_size, 1, image_size, image_size, device=device)
+    targets = torch.zeros(batch_size, dtype=torch.long, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     timings = []
     for _ in range(2):
         start = time.perf_counter()
         if mode != "frozen":
             net.train()
-            loss = torch.nn.functional.cross_entropy(net(normalise(images)), targets)
-            loss.backward()
+            with autocast_for(device, precision):
+                logits = net(normalise(images))
+            torch.nn.functional.cross_entropy(logits.float(), targets).backward()
             net.zero_grad(set_to_none=True)
+        sync()
         step = time.perf_counter() - start
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast_for(device, precision):
             net.eval()(normalise(images))
+        sync()
         timings.append((step, time.perf_counter() - start))
     step, forward = timings[-1]
     return BatchTiming(step, forward)
@@ -69,11 +83,3 @@ def estimate_unit_s(
         return batches(n_fit * frozen_views + n_val) * timing.forward_s + predict
     epoch = batches(n_fit) * timing.forward_backward_s + batches(n_val) * timing.forward_s
     return epochs * epoch + predict
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

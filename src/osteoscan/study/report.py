@@ -20,7 +20,7 @@ from osteoscan.evaluation.compare import delong, mcnemar
 from osteoscan.files import atomic_write, atomic_write_json
 from osteoscan.htmlpage import SCREENING_NOTICE, matplotlib_figure, page, table
 from osteoscan.stats import DEFAULT_BOOTSTRAP
-from osteoscan.study.units import STUDY_FILE, load_units
+from osteoscan.study.units import STUDY_FILE, format_duration, load_units
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def _main_table(results: dict) -> tuple[list[str], list[list]]:
                 _with_ci(pooled["roc_auc"]),
                 _p(cmp.get("mcnemar_p")) if cmp else "-",
                 _p(cmp.get("delong_p")) if cmp else "-",
-                f"{r['seconds_total'] / 60:.1f} min",
+                format_duration(r["seconds_total"]),
                 units,
             ]
         )

@@ -30,10 +30,19 @@ from osteoscan.stats import DEFAULT_BOOTSTRAP
 from osteoscan.study import _steps
 from osteoscan.study.config import NO_PRETRAINED, QUICK, StudyConfig, load_study_config
 from osteoscan.study.folds import Fold, fold_table, inner_split, make_folds
-from osteoscan.study.probe import estimate_unit_s, format_duration, time_batch
-from osteoscan.study.units import STUDY_FILE, Unit, load_unit, save_unit, unit_key, unit_path
+from osteoscan.study.probe import estimate_unit_s, time_batch
+from osteoscan.study.units import (
+    STUDY_FILE,
+    Unit,
+    format_duration,
+    load_unit,
+    save_unit,
+    unit_key,
+    unit_path,
+)
 from osteoscan.study.weights import WeightsStatus, missing_weights_message, weights_status
 from osteoscan.training import TrainConfig
+from osteoscan.training.precision import resolve_precision, uses_gpu
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +295,7 @@ def run_study(data: Path | str, out: Path | str, options: RunOptions | None = No
     ran = []
     spent, estimated = 0.0, 0.0
     todo = plan.todo
+    other_rank = False
     with _signals_as_interrupts() as caught:
         for index, planned in enumerate(todo):
             start = time.perf_counter()
@@ -299,7 +309,8 @@ def run_study(data: Path | str, out: Path | str, options: RunOptions | None = No
                     "continue",
                     int(number),
                 ) from None
-            if result is None:  # a non-zero DDP rank: rank 0 writes
+            if result is None:  # a non-zero DDP rank: rank 0 writes units and the report
+                other_rank = True
                 continue
             ran.append(planned.unit.id)
             spent += time.perf_counter() - start
@@ -316,8 +327,10 @@ def run_study(data: Path | str, out: Path | str, options: RunOptions | None = No
                 len(todo),
                 format_duration(remaining) if estimated else "an unknown time",
             )
+    with contextlib.suppress(OSError):  # empty once every unit finished
+        (out / STAGING_DIR).rmdir()
     report = None
-    if options.write_report:
+    if options.write_report and not other_rank:
         from osteoscan.study.report import write_report
 
         report = write_report(out, options.bootstrap)
@@ -446,7 +459,8 @@ def _with_estimates(plan: StudyPlan, prepared: _Data) -> StudyPlan:
             continue
         key = (c.model, c.mode, c.image_size, c.batch_size)
         if key not in timings:
-            timings[key] = time_batch(*key)
+            device = "cuda" if uses_gpu(c.accelerator) else "cpu"
+            timings[key] = time_batch(*key, resolve_precision(c.precision, c.accelerator), device)
             log.info(
                 "timing probe %s %s at %d px, batch %d: %.2f s per training step",
                 *key,
@@ -490,7 +504,7 @@ def _run_unit(
         len(val_index),
         len(fold.test_index),
     )
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     fitted = _steps.fit_split(grouped, fit_index, val_index, train, staging)
     if not fitted.fit.is_global_zero:
         return None
@@ -532,6 +546,7 @@ def _run_unit(
         "learning_curve": read_learning_curve(staging),
         "seconds": round(time.perf_counter() - start, 2),
         "train_seconds": round(train_seconds, 2),
+        "cpu_seconds": round(time.process_time() - cpu_start, 2),
         "estimate_seconds": None if planned.estimate_s is None else round(planned.estimate_s, 1),
         "weights": None if source is None else {"file": source.path, "sha256": source.sha256},
         "external_probabilities": external,

@@ -73,3 +73,11 @@ def load_units(out: Path) -> dict[str, dict]:
             continue
         results[result["unit"]] = result
     return results
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
