@@ -88,6 +88,10 @@ def _mean_sd(per_fold: list[dict]) -> dict:
     return out
 
 
+def _threshold_of(unit: dict) -> float:
+    return 0.5 if unit["threshold"] is None else unit["threshold"]
+
+
 def _oof(
     units: list[dict], index: dict[str, int], n: int, repeat: int = 1
 ) -> tuple[np.ndarray, ...]:
@@ -99,7 +103,7 @@ def _oof(
         rows = [index[p] for p in unit["test_paths"]]
         p = np.asarray(unit["test_probabilities"])
         probs[rows] = p
-        decisions[rows] = p >= (unit["threshold"] if unit["threshold"] is not None else 0.5)
+        decisions[rows] = p >= _threshold_of(unit)
     return probs, decisions
 
 
@@ -171,7 +175,7 @@ def compute_results(study: dict, units: dict[str, dict], n_boot: int = DEFAULT_B
                 | _point(
                     np.asarray(u["test_targets"]),
                     np.asarray(u["test_probabilities"]),
-                    u["threshold"] or 0.5,
+                    _threshold_of(u),
                 )
                 for u in sorted(done, key=lambda u: (u["repeat"], u["fold"]))
             ]
@@ -240,7 +244,7 @@ def _externals(study: dict, by_config: dict[str, list[dict]], n_boot: int, seed:
             row = {"name": c["name"], "title": c["title"], "fold_models": len(done)}
             if done and len(targets):
                 probs = np.mean([u["external_probabilities"][name] for u in done], axis=0)
-                thresholds = [u["threshold"] if u["threshold"] is not None else 0.5 for u in done]
+                thresholds = [_threshold_of(u) for u in done]
                 threshold = float(np.mean(thresholds))
                 decisions = (probs >= threshold).astype(float)
                 row |= {
@@ -554,6 +558,8 @@ def _figures(results: dict) -> list[str]:
                 ax.plot(*zip(*points, strict=True), marker=".", label=unit.rsplit("-", 1)[-1])
         ax.set(xlabel="epoch", title=r["title"])
         ax.title.set_fontsize(8)
+        if ax.lines:
+            ax.legend(fontsize=6)
     axes[0][0].set_ylabel("validation AUC")
     figures.append(
         matplotlib_figure(fig, "Learning curves: validation AUC per epoch, one line per fold")
