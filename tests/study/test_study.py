@@ -36,7 +36,8 @@ def _options(config: Path, cache: Path, **kwargs) -> RunOptions:
 @pytest.fixture(scope="module")
 def full_study(study_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("full-study")
-    config = write_config(root / "study.yaml", [CNN3, RESNET18])
+    twin = CNN3 | {"name": "cnn3-twin", "label": "the same cnn3 again"}
+    config = write_config(root / "study.yaml", [CNN3, RESNET18, twin])
     out = root / "out"
     options = _options(
         config, study_data["root"] / "cache", externals=(study_data["external"],), probe=False
@@ -82,6 +83,26 @@ def test_every_configuration_sees_the_same_folds(full_study):
         for unit in units.values()
         if unit["configuration"] == "cnn3"
         for _ in unit["test_paths"]
+    )
+
+
+def test_a_configuration_that_runs_identically_is_computed_once(full_study):
+    assert full_study["outcome"].ran == (
+        "cnn3-r1-f1",
+        "cnn3-r1-f2",
+        "r18-r1-f1",
+        "r18-r1-f2",
+        "cnn3-twin-r1-f1",
+        "cnn3-twin-r1-f2",
+    )
+    units = load_units(full_study["out"])
+    for fold in (1, 2):
+        twin, original = units[f"cnn3-twin-r1-f{fold}"], units[f"cnn3-r1-f{fold}"]
+        assert twin["same_computation_as"] == original["unit"]
+        assert twin["test_probabilities"] == original["test_probabilities"]
+    assert (
+        "the same cnn3 again runs exactly as cnn3 here"
+        in (full_study["out"] / "report.md").read_text()
     )
 
 
@@ -137,7 +158,8 @@ def test_only_and_fold_select_units_and_report_merges_what_exists(
         code, _, err = _main(capsys, "report", out, "--bootstrap", BOOTSTRAP)
         assert code == 0, err
         results = json.loads((out / "results.json").read_text())
-        expected_missing = ["r18-r1-f1", "r18-r1-f2"] + (["cnn3-r1-f2"] if fold == 1 else [])
+        expected_missing = ["r18-r1-f1", "r18-r1-f2", "cnn3-twin-r1-f1", "cnn3-twin-r1-f2"]
+        expected_missing += ["cnn3-r1-f2"] if fold == 1 else []
         assert sorted(results["missing_units"]) == sorted(expected_missing)
         assert "not finished yet" in (out / "report.html").read_text()
     rows = {r["name"]: r for r in results["configurations"]}

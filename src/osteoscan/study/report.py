@@ -166,6 +166,9 @@ def compute_results(study: dict, units: dict[str, dict], n_boot: int = DEFAULT_B
             "units_done": len(done),
             "units_expected": sum(u.startswith(c["name"] + "-r") for u in expected),
             "is_reference": c["name"] == reference,
+            "same_computation_as": sorted(
+                {u["same_computation_as_configuration"] for u in done if "same_computation_as" in u}
+            ),
         }
         if done:
             probs, decisions = _oof(done, index, n)
@@ -364,6 +367,12 @@ def _notices(results: dict) -> list[str]:
         notices.append(
             f"{r['title']}: {'; '.join(r['changes'])}. Not comparable with the published number."
         )
+    for r in results["configurations"]:
+        if r["same_computation_as"]:
+            notices.append(
+                f"{r['title']} runs exactly as {', '.join(r['same_computation_as'])} here, so "
+                "its units are copies of that computation (same numbers, time not spent twice)."
+            )
     if results["missing_units"]:
         notices.append(
             f"{len(results['missing_units'])} unit(s) not finished yet, left out of every number: "

@@ -283,14 +283,25 @@ def run_study(data: Path | str, out: Path | str, options: RunOptions | None = No
     prepared = _prepare(Path(data), options, plan)
     _write_study_file(out, Path(data), options, plan, prepared)
     keys = {p.unit.id: _unit_key(p, prepared) for p in plan.units}
+    existing = {p.unit.id: load_unit(out, p.unit, keys[p.unit.id]) for p in plan.units}
+    # configurations that run identically here (e.g. frozen and fine-tuned under --no-pretrained)
+    # share one computation: the result is computed once and copied under each name
+    by_key = {keys[i]: result for i, result in existing.items() if result is not None}
     plan = StudyPlan(
         plan.configurations,
-        tuple(
-            replace(p, done=load_unit(out, p.unit, keys[p.unit.id]) is not None) for p in plan.units
-        ),
+        tuple(replace(p, done=existing[p.unit.id] is not None) for p in plan.units),
     )
     if options.probe and plan.todo:
         plan = _with_estimates(plan, prepared)
+    seen = set(by_key)
+    units = []
+    for planned in plan.units:
+        key = keys[planned.unit.id]
+        units.append(
+            replace(planned, estimate_s=0.0) if key in seen and not planned.done else planned
+        )
+        seen.add(key)
+    plan = StudyPlan(plan.configurations, tuple(units))
     log.info("%s", plan.text())
     ran = []
     spent, estimated = 0.0, 0.0
@@ -299,8 +310,13 @@ def run_study(data: Path | str, out: Path | str, options: RunOptions | None = No
     with _signals_as_interrupts() as caught:
         for index, planned in enumerate(todo):
             start = time.perf_counter()
+            key = keys[planned.unit.id]
             try:
-                result = _run_unit(out, planned, prepared, keys[planned.unit.id], options)
+                result = (
+                    _copy_unit(out, planned, by_key[key])
+                    if key in by_key
+                    else _run_unit(out, planned, prepared, key, options)
+                )
             except (KeyboardInterrupt, SystemExit):
                 number = caught[-1] if caught else signal.SIGINT
                 raise InterruptedRun(
@@ -312,6 +328,7 @@ def run_study(data: Path | str, out: Path | str, options: RunOptions | None = No
             if result is None:  # a non-zero DDP rank: rank 0 writes units and the report
                 other_rank = True
                 continue
+            by_key[key] = result
             ran.append(planned.unit.id)
             spent += time.perf_counter() - start
             estimated += planned.estimate_s or 0.0
@@ -556,6 +573,23 @@ def _run_unit(
     save_unit(out, unit, result)
     shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _copy_unit(out: Path, planned: PlannedUnit, result: dict) -> dict:
+    """The result of an identical unit of another configuration, saved under this one's name."""
+    unit = planned.unit
+    copied = result | {
+        "unit": unit.id,
+        "configuration": planned.configuration.name,
+        "changes": list(planned.configuration.changes),
+        "same_computation_as": result.get("same_computation_as", result["unit"]),
+        "same_computation_as_configuration": result.get(
+            "same_computation_as_configuration", result["configuration"]
+        ),
+    }
+    log.info("unit %s: identical to %s here, result reused", unit.id, copied["same_computation_as"])
+    save_unit(out, unit, copied)
+    return copied
 
 
 def _rounded(values: np.ndarray) -> list[float]:
