@@ -40,3 +40,27 @@ def test_missing_imagenet_weights_stop_the_study_before_training(tmp_path, capsy
     assert "no ImageNet weights (--no-pretrained)" in stderr
     assert "cnn3-scratch: cnn3 scratch, 224 px, no pretrained weights needed" in stderr
     assert len(stdout.strip().splitlines()) == 6 * 5 + 1
+
+
+def test_report_of_a_folder_that_is_no_study_says_so(tmp_path, capsys):
+    code, _, stderr = _main(capsys, "report", tmp_path)
+    assert code == 2
+    assert f"{tmp_path}: not a study folder (no study.json)" in stderr
+
+
+def test_unknown_only_name_is_named(tmp_path, capsys):
+    config = write_config(tmp_path / "study.yaml", [CNN3])
+    code, _, stderr = _main(
+        capsys,
+        "study",
+        "--data",
+        tmp_path,
+        "--out",
+        tmp_path / "o",
+        "--config",
+        config,
+        "--only",
+        "cnn4",
+        "--plan",
+    )
+    assert code == 2 and "no configuration named 'cnn4'" in stderr and "choose from cnn3" in stderr
