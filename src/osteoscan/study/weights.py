@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from osteoscan.models import get_spec
-from osteoscan.models.weights import expected_cache_path
 
 
 @dataclass(frozen=True)
 class WeightsStatus:
     model: str
-    weights: str | None  # the registry's weights name; None when the mode needs none
-    path: str | None  # where the file is expected
+    weights: str | None  # where the weights come from (the registry's words); None: none needed
+    path: str | None  # where the file is, or is expected
     present: bool
 
     @property
@@ -30,8 +29,12 @@ def weights_status(model: str, mode: str, weights_file: str | Path | None = None
     spec = get_spec(model)
     if mode == "scratch" or not spec.weights:
         return WeightsStatus(model, None, None, True)
-    path = Path(weights_file) if weights_file else expected_cache_path(spec.weights)[0]
-    return WeightsStatus(model, spec.weights, str(path), path.is_file())
+    if weights_file:
+        path = Path(weights_file)
+        return WeightsStatus(model, f"file {path}", str(path), path.is_file())
+    found = spec.weights.locate()
+    where = str(found) if found else spec.weights.expected_at()
+    return WeightsStatus(model, spec.weights.describe(), where, found is not None)
 
 
 def missing_weights_message(missing: list[tuple[str, WeightsStatus]]) -> str:
