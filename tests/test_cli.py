@@ -204,7 +204,8 @@ def test_scratch_mode_refuses_a_weights_file(tmp_path, capsys):
 
 def test_cache_dir_naming_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "cache").write_text("mine")
-    argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "b")]
+    (tmp_path / "data").mkdir()
+    argv = ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "b")]
     line = _refused_line(capsys, [*argv, "--cache-dir", str(tmp_path / "cache")])
     assert "--cache-dir" in line and "is a file" in line
     assert (tmp_path / "cache").read_text() == "mine"

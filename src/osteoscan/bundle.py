@@ -30,6 +30,7 @@ from osteoscan.errors import BadBundleError, BadConfigError, NotWritableError
 from osteoscan.files import atomic_path, atomic_write_json, check_writable_dir, sha256_file
 from osteoscan.metadata import BUNDLE_FORMAT, METADATA_FILE, WEIGHTS_FILE, BundleMetadata
 from osteoscan.models.build import ClassifierNet, build_for_inference
+from osteoscan.stats import softmax
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class Bundle:
 
     @property
     def threshold(self) -> float | None:
-        return self.metadata.decision_threshold
+        """The operating threshold: the calibrated one once ``calibrate`` ran, else training's."""
+        return self.metadata.operating_threshold
 
     @property
     def task(self) -> Task:
@@ -64,20 +66,27 @@ class Bundle:
         return Normalise(self.metadata.input.mean, self.metadata.input.std)
 
     def predict_proba(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities for prepared pixels (N, S, S) in [0, 1]."""
-        return predict_proba(self.net, self.normaliser(), pixels, batch_size)
+        """Class probabilities for prepared pixels (N, S, S) in [0, 1], temperature-scaled once the
+        bundle is calibrated (the same probabilities ``predict`` reports)."""
+        return predict_proba(
+            self.net, self.normaliser(), pixels, batch_size, self.metadata.temperature
+        )
 
 
 @torch.inference_mode()
 def predict_proba(
-    net: nn.Module, normaliser: Normalise, pixels: np.ndarray, batch_size: int = 32
+    net: nn.Module,
+    normaliser: Normalise,
+    pixels: np.ndarray,
+    batch_size: int = 32,
+    temperature: float = 1.0,
 ) -> np.ndarray:
-    """Softmax probabilities of ``net`` for prepared pixels (N, S, S), in batches."""
+    """Softmax probabilities of ``net``'s logits / ``temperature`` for prepared pixels (N, S, S)."""
     model = nn.Sequential(normaliser, net).eval()
     out = []
     for start in range(0, len(pixels), batch_size):
         batch = torch.from_numpy(np.asarray(pixels[start : start + batch_size], np.float32))
-        out.append(model(batch.unsqueeze(1)).float().softmax(dim=1).numpy())
+        out.append(softmax(model(batch.unsqueeze(1)).float().numpy(), temperature))
     if not out:
         return np.zeros((0, net.head.out_features), dtype=np.float32)
     return np.concatenate(out)

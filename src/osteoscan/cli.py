@@ -164,11 +164,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     for warning in outcome.warnings:
         log.warning(warning)
+    if args.reliability is not None and outcome.calibration is not None:
+        from osteoscan.evaluation.calibration import save_reliability_diagram
+
+        save_reliability_diagram(outcome.calibration, args.reliability)
     if args.json:
-        print(json.dumps(outcome.result.to_dict(), indent=2))
+        print(json.dumps(outcome.to_dict(), indent=2))
     else:
         print(f"bundle {outcome.bundle_path} on {args.data}")
         print(outcome.result.table())
+        if outcome.calibration is not None:
+            c = outcome.calibration
+            print(f"calibration: ECE {c.ece:.3f}, Brier score {c.brier:.3f}")
+        if args.reliability is not None and outcome.calibration is not None:
+            print(f"reliability diagram: {args.reliability}")
         print("\nScreening aid only: not a diagnosis.")
     _print_skipped(outcome.skipped)
     return 0
@@ -382,6 +391,13 @@ def _add_evaluate(sub) -> None:
     p.add_argument("bundle", type=Path)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
+    p.add_argument(
+        "--reliability",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="write the reliability diagram (binary task) to this PNG file",
+    )
     p.add_argument(
         "--bootstrap",
         type=int,

@@ -43,6 +43,7 @@ from osteoscan.data.splits import LeakagePlan, plan_leakage_groups, train_val_sp
 from osteoscan.data.transforms import Normalise
 from osteoscan.errors import BadBundleError, BadConfigError, BadImageError, BadManifestError
 from osteoscan.evaluation import EvaluationResult, evaluate_predictions, youden_threshold
+from osteoscan.evaluation.calibration import CalibrationReport, calibration_report
 from osteoscan.files import check_writable_dir
 from osteoscan.metadata import (
     WEIGHTS_FILE,
@@ -117,6 +118,15 @@ class EvaluationOutcome:
     skipped: list[Problem]
     bundle_path: Path | None
     warnings: list[str] = field(default_factory=list)
+    calibration: CalibrationReport | None = None  # binary task: ECE, Brier, reliability bins
+
+    def to_dict(self) -> dict:
+        """The metrics, plus calibration and overlap warnings, as strict-JSON-ready data."""
+        out = self.result.to_dict()
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
+        out["warnings"] = list(self.warnings)
+        return json_ready(out)
 
 
 def versions() -> dict[str, str]:
@@ -445,7 +455,10 @@ def evaluate(
     )
     for warning in warnings:
         log.info(warning)
-    return EvaluationOutcome(result, prepared.problems, loaded.path, warnings)
+    calibration = (
+        calibration_report(prepared.targets, probs) if len(loaded.class_names) == 2 else None
+    )
+    return EvaluationOutcome(result, prepared.problems, loaded.path, warnings, calibration)
 
 
 @dataclass(frozen=True)

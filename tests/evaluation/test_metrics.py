@@ -78,5 +78,15 @@ def test_youden_threshold_separates_separable_scores():
     y = np.array([0, 0, 0, 1, 1, 1])
     p = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.4])
     t = youden_threshold(y, p)
-    assert 0.2 < t <= 0.3
+    assert t == pytest.approx(0.25)  # midway between the last negative and the first positive
     assert binary_metrics(y, p, t, BINARY, n_boot=10).metrics["accuracy"].value == 1.0
+
+
+def test_threshold_below_keeps_every_decision_but_sits_on_no_score():
+    from osteoscan.evaluation.metrics import threshold_below
+
+    scores = np.array([0.1, 0.4, 0.4, 0.7])
+    t = threshold_below(scores, 0.4)
+    assert t == pytest.approx(0.25) and not np.isin(t, scores)
+    assert ((scores >= t) == (scores >= 0.4)).all()
+    assert threshold_below(scores, 0.1) == pytest.approx(0.05)  # nothing below: all positive

@@ -47,3 +47,43 @@ def test_real_radiographs_run_through_predict_and_explain(
     heat = explain(exported_bundle, images[-1], tmp_path / "real.png")
     with Image.open(images[-1]) as original:
         assert heat.cam.shape == (original.height, original.width)
+
+
+def test_evaluate_reports_calibration_and_uses_the_calibrated_bundle(bundle_copy, synth_dir):
+    from osteoscan.pipeline import evaluate
+
+    before = evaluate(bundle_copy, synth_dir, n_boot=50)
+    assert (
+        before.calibration is not None and before.calibration.bins.counts.sum() == before.result.n
+    )
+    assert before.to_dict()["calibration"]["ece"] == pytest.approx(before.calibration.ece)
+    calibration = calibrate(bundle_copy, synth_dir, target_sensitivity=0.8, n_boot=50)
+    after = evaluate(bundle_copy, synth_dir, n_boot=50)
+    # the temperature-scaled probabilities, scored at the calibrated operating threshold
+    assert after.calibration.ece == pytest.approx(calibration.ece_after, abs=1e-6)
+    assert after.result.threshold == calibration.threshold
+    assert after.result.to_dict()["sensitivity"]["value"] == pytest.approx(calibration.sensitivity)
+
+
+def test_evaluate_cli_writes_the_reliability_diagram(bundle_copy, synth_dir, tmp_path, capsys):
+    from osteoscan.cli import main
+
+    png = tmp_path / "reliability.png"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(bundle_copy),
+                "--data",
+                str(synth_dir),
+                "--reliability",
+                str(png),
+                "--bootstrap",
+                "20",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "calibration: ECE" in out and str(png) in out
+    assert Image.open(png).format == "PNG"

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from osteoscan.data.pixels import letterbox
-from osteoscan.inference.preprocess import Letterbox, Preprocessor, softmax
+from osteoscan.inference.preprocess import Letterbox, Preprocessor
 from osteoscan.metadata import InputSpec
+from osteoscan.stats import softmax
 
 
 @pytest.mark.parametrize(("height", "width", "size"), [(100, 40, 48), (33, 90, 64), (50, 50, 32)])

@@ -15,18 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from osteoscan.errors import BadConfigError
+from osteoscan.evaluation.metrics import threshold_below
 from osteoscan.stats import DEFAULT_BOOTSTRAP, bootstrap_cis
 
 N_BINS = 10
 DEFAULT_TARGET_SENSITIVITY = 0.90
 _LOG_T_RANGE = (-4.0, 4.0)  # temperatures from about 0.02 to 55
-
-
-def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
-    scaled = np.asarray(logits, np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def nll(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -> float:
@@ -185,14 +179,15 @@ class OperatingPoint:
 
 def threshold_for_sensitivity(y_true: np.ndarray, score: np.ndarray, target: float) -> float:
     """The highest threshold whose sensitivity (``score >= threshold`` among positives) reaches
-    ``target``: the most specific rule that still finds that share of osteoporosis cases."""
+    ``target``: the most specific rule that still finds that share of osteoporosis cases, placed
+    between two scores (:func:`~osteoscan.evaluation.metrics.threshold_below`)."""
     if not 0.0 < target <= 1.0:
         raise BadConfigError(f"target sensitivity {target} must lie in (0, 1]")
     positives = np.sort(np.asarray(score, np.float64)[np.asarray(y_true).astype(bool)])[::-1]
     if positives.size == 0:
         return float("nan")
     needed = int(np.ceil(target * positives.size - 1e-9))
-    return float(positives[max(needed, 1) - 1])
+    return threshold_below(score, positives[max(needed, 1) - 1])
 
 
 def _rates(y_true: np.ndarray, score: np.ndarray, threshold: float) -> tuple[float, float]:

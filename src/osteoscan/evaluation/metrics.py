@@ -155,8 +155,18 @@ def multiclass_metrics(
     )
 
 
+def threshold_below(scores: np.ndarray, cut: float) -> float:
+    """A threshold that calls the same ``scores`` positive as ``score >= cut`` does, placed midway
+    between ``cut`` and the next lower score, so that no image sits on it and rounding noise
+    (float32 against float64, one backend against another) cannot flip a decision."""
+    scores = np.asarray(scores, np.float64)
+    lower = scores[scores < cut]
+    return float((cut + lower.max()) / 2.0) if lower.size else float(cut / 2.0)
+
+
 def youden_threshold(targets: np.ndarray, prob_positive: np.ndarray) -> float:
-    """The threshold maximising sensitivity + specificity - 1 (ties: the one nearest 0.5)."""
+    """The threshold maximising sensitivity + specificity - 1 (ties: the one nearest 0.5), placed
+    between two scores (:func:`threshold_below`)."""
     y = np.asarray(targets) == 1
     prob = np.asarray(prob_positive, dtype=np.float64)
     candidates = np.unique(np.concatenate([prob, [0.5]]))
@@ -166,7 +176,7 @@ def youden_threshold(targets: np.ndarray, prob_positive: np.ndarray) -> float:
         j = _ratio(np.sum(pred & y), y.sum()) + _ratio(np.sum(~pred & ~y), (~y).sum()) - 1
         if j > best_j + 1e-12 or (abs(j - best_j) <= 1e-12 and abs(t - 0.5) < abs(best - 0.5)):
             best, best_j = float(t), j
-    return best
+    return threshold_below(prob, best)
 
 
 def evaluate_predictions(

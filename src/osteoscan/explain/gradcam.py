@@ -23,39 +23,22 @@ from osteoscan.data.labels import OSTEOPOROSIS
 from osteoscan.errors import BadConfigError
 from osteoscan.inference.bundle_io import load_torch_net
 from osteoscan.inference.predict import decide
-from osteoscan.inference.preprocess import PreparedImage, Preprocessor, softmax
+from osteoscan.inference.preprocess import PreparedImage, Preprocessor
 from osteoscan.metadata import BundleMetadata
+from osteoscan.stats import softmax
 
 log = logging.getLogger(__name__)
-
-# Fallback until the registry entries carry their Grad-CAM layer: dotted paths inside the
-# architecture (as ModelSpec.head), the last spatial feature map before pooling.
-_FALLBACK_TARGET_LAYERS = {
-    "cnn3": "features.10",
-    "resnet18": "layer4",
-    "resnet50": "layer4",
-    "vgg16": "features.29",
-    "densenet121": "features",
-    "efficientnet_b0": "features.8",
-    "efficientnet_lite0": "conv_head",
-}
 
 
 def target_layer_path(model: str, override: str | None = None) -> str:
     """Dotted path, inside a bundle's ClassifierNet, of the layer Grad-CAM reads.
 
-    ``override`` (a path inside the architecture) wins; then the registry entry's
-    ``target_layer``; then the fallback table above.
+    ``override`` (a path inside the architecture) wins over the registry entry's
+    ``gradcam_layer``.
     """
     from osteoscan.models import get_spec
 
-    spec = get_spec(model)
-    path = override or getattr(spec, "target_layer", None) or _FALLBACK_TARGET_LAYERS.get(model)
-    if path is None:
-        raise BadConfigError(
-            f"model {model!r} names no Grad-CAM layer; pass --target-layer (a dotted module path)"
-        )
-    return f"backbone.{path}"
+    return f"backbone.{override or get_spec(model).gradcam_layer}"
 
 
 def _margin(logits: torch.Tensor, class_index: int) -> torch.Tensor:

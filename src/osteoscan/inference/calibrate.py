@@ -26,9 +26,8 @@ from osteoscan.evaluation.calibration import (
 from osteoscan.inference.backends import DEFAULT_BACKEND
 from osteoscan.inference.bundle_io import update_metadata
 from osteoscan.inference.predict import DEFAULT_BATCH_SIZE, open_predictor
-from osteoscan.inference.preprocess import softmax
 from osteoscan.metadata import Calibration
-from osteoscan.stats import DEFAULT_BOOTSTRAP
+from osteoscan.stats import DEFAULT_BOOTSTRAP, softmax
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,9 @@ from osteoscan.files import atomic_path, sha256_file
 from osteoscan.inference.backends import INPUT_NAME, OUTPUT_NAME, OnnxBackend, TorchBackend
 from osteoscan.inference.bundle_io import load_torch_net, update_metadata
 from osteoscan.inference.predict import expand_paths
-from osteoscan.inference.preprocess import Preprocessor, softmax
+from osteoscan.inference.preprocess import Preprocessor
 from osteoscan.metadata import InputSpec, OnnxExport
+from osteoscan.stats import softmax
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ from osteoscan.errors import BadBundleError, BadConfigError, OsteoscanError
 from osteoscan.files import atomic_write, atomic_write_json, check_writable_dir
 from osteoscan.inference.backends import BACKENDS, DEFAULT_BACKEND, Backend, OnnxBackend
 from osteoscan.inference.bundle_io import check_file, load_torch_net, read_metadata
-from osteoscan.inference.preprocess import PreparedImage, Preprocessor, softmax
+from osteoscan.inference.preprocess import PreparedImage, Preprocessor
 from osteoscan.metadata import BundleMetadata, json_ready
+from osteoscan.stats import softmax
 
 log = logging.getLogger(__name__)
 

@@ -82,11 +82,3 @@ class Preprocessor:
         batch = np.asarray(squares, dtype=np.float32)[:, None]
         channels = np.broadcast_to(batch, (batch.shape[0], self.spec.in_chans, *batch.shape[2:]))
         return np.ascontiguousarray((channels - self._mean) / self._std, dtype=np.float32)
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` in float64, stable for large logits."""
-    scaled = np.asarray(logits, np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)

@@ -166,7 +166,7 @@ class TrainConfig:
         """Checks that need the model registry, the file system or the hardware.
 
         The model and mode must be registered and fit together, the image must be at least the
-        architecture's minimum size, ``cache_dir`` must not be a file, and an explicitly requested
+        architecture's minimum size, and an explicitly requested
         GPU must exist. torch is imported only for an explicit ``gpu``/``cuda``/``mps``
         accelerator. Raises :class:`~osteoscan.errors.BadConfigError`.
         """
@@ -183,8 +183,6 @@ class TrainConfig:
                 self.image_size,
                 f"{spec.name} needs images of at least {spec.min_image_size} pixels",
             )
-        if self.cache_dir is not None and Path(self.cache_dir).is_file():
-            raise _refuse("cache_dir", str(self.cache_dir), "it is a file; name a folder")
         if self.accelerator in ("gpu", "cuda", "mps"):
             self._check_accelerator()
 
