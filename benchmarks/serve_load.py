@@ -37,7 +37,8 @@ REFERENCE_IMAGES = 64
 
 
 def _bundle(model: str, work: Path) -> Path:
-    """A 224-px bundle of ``model`` (1 epoch on phantoms) with its fp32 ONNX export."""
+    """A 224-px bundle of ``model`` (1 epoch on phantoms) with its fp32 ONNX export (reused
+    from ``work`` when an earlier run left it there)."""
     from osteoscan.data.synth import make_synthetic_dataset
     from osteoscan.inference.export import ExportConfig, export_bundle
     from osteoscan.pipeline import train
@@ -47,6 +48,8 @@ def _bundle(model: str, work: Path) -> Path:
     if not data.is_dir():
         make_synthetic_dataset(data, n=24, seed=0, image_size=SIZE)
     out = work / f"bundle-{model}"
+    if (out / "model.onnx").is_file():  # made by an earlier run with the same --work
+        return out
     config = TrainConfig(
         model=model,
         mode="scratch",
