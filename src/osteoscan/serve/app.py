@@ -218,12 +218,15 @@ class Service:
             del uploads
             images = await asyncio.gather(*map(self._decode, contents, names))
             del contents
-            probs = await self.batcher.run([image.square for image in images])
+            squares = [image.square for image in images]
+            if not explain:  # only Grad-CAM needs the full-size pixels: free them now
+                images = [None] * len(images)
+            probs = await self.batcher.run(squares)
             meta, positive = self.metadata, self.predictor.positive_index
             results = []
             for name, image, p in zip(names, images, probs, strict=True):
                 pictures: tuple[str | None, str | None] = (None, None)
-                if explain:
+                if image is not None:
                     pictures = await anyio.to_thread.run_sync(self._explain, image, name)
                 results.append(
                     FileResult(

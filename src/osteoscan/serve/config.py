@@ -34,8 +34,8 @@ class ServeConfig:
     Beyond loopback a bearer ``token`` is required (the service refuses to start without one).
     ``max_pending`` requests are admitted at once (reading, decoding, queued or in the model);
     one more is answered 503 with ``Retry-After: retry_after_s``, so memory stays bounded at
-    about ``max_pending * max_upload_bytes`` of request bodies plus ``decode_workers`` decoded
-    images. Concurrent images are run through the model together: up to ``max_batch``, waiting
+    about ``max_pending * max_upload_bytes`` of request bodies, the images being decoded
+    (``decode_workers`` at a time) and, for ``explain`` requests, their decoded images. Concurrent images are run through the model together: up to ``max_batch``, waiting
     at most ``batch_window_ms`` for company.
     """
 
