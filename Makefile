@@ -5,7 +5,7 @@ PY := .venv/bin/python
 OSTEOSCAN := .venv/bin/osteoscan
 DEMO := demo
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench clean chromium
 
 $(UV):
 	python3 -m venv .uv
@@ -33,7 +33,13 @@ demo: .venv/.synced
 	@echo "audit:   $(DEMO)/audit/audit.html"
 	@echo "metrics: $(OSTEOSCAN) evaluate $(DEMO)/bundle --data $(DEMO)/test --json"
 
-test: .venv/.synced
+# The browser test drives Debian's chromium (Playwright never downloads a browser here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
+
+test: .venv/.synced chromium
 	$(PY) -m pytest -q
 
 test-fast: .venv/.synced

@@ -427,6 +427,7 @@ def _add_audit(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from osteoscan.cli_inference import add_inference_commands
     from osteoscan.cli_roi import add_roi_commands
+    from osteoscan.cli_serve import add_serve_commands
     from osteoscan.cli_study import add_study_commands
 
     parser = argparse.ArgumentParser(
@@ -447,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_roi_commands(sub)
     add_inference_commands(sub)
     add_study_commands(sub)
+    add_serve_commands(sub)
     return parser
 
 

@@ -8,10 +8,12 @@ and values are scaled by the true bit depth (8, 16 bit PNG; BitsStored for DICOM
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -77,6 +79,24 @@ def read_image_with_info(
         pixels, info = _read_raster(path, max_pixels)
     else:
         raise ImageFileError(path, unsupported_reason(path))
+    return _checked(path, pixels), info
+
+
+def read_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image held in memory (an upload) to the intensity contract; ``name`` is used
+    in messages only. DICOM is recognised by its 'DICM' marker, anything else goes to Pillow."""
+    path = Path(name)
+    if not data:
+        raise ImageFileError(path, "file is empty (0 bytes); re-export or remove it")
+    source = io.BytesIO(data)
+    if data[128:132] == b"DICM":
+        pixels = _read_dicom(path, max_pixels, source)[0]
+    else:
+        pixels = _read_raster(path, max_pixels, source)[0]
+    return _checked(path, pixels)
+
+
+def _checked(path: Path, pixels: np.ndarray) -> np.ndarray:
     if min(pixels.shape) < MIN_SIDE:
         raise ImageFileError(
             path,
@@ -85,7 +105,7 @@ def read_image_with_info(
         )
     if not np.isfinite(pixels).all():
         raise ImageFileError(path, "image contains NaN or infinite values; re-export or remove it")
-    return pixels, info
+    return pixels
 
 
 def read_error_reason(exc: OSError) -> str:
@@ -120,11 +140,14 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _read_raster(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
+def _read_raster(
+    path: Path, max_pixels: int, source: BinaryIO | None = None
+) -> tuple[np.ndarray, ImageInfo]:
+    """Decode ``source`` (default: the file at ``path``); ``path`` names it in messages."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path if source is None else source) as img:
                 _check_size(path, img.width, img.height, max_pixels)
                 fmt = img.format or path.suffix.lstrip(".").upper()
                 mode = img.mode
@@ -182,13 +205,15 @@ def _min_max(arr: np.ndarray) -> np.ndarray:
     return ((arr - lo) / (hi - lo)).astype(np.float32)
 
 
-def _read_dicom(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
+def _read_dicom(
+    path: Path, max_pixels: int, source: BinaryIO | None = None
+) -> tuple[np.ndarray, ImageInfo]:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut
 
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path if source is None else source)
     except PermissionError:
         raise ImageFileError(path, _PERMISSION_DENIED) from None
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:

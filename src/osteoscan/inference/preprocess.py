@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image
+from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image, read_image_bytes
 from osteoscan.data.pixels import letterbox
 from osteoscan.metadata import InputSpec
 
@@ -70,6 +70,11 @@ class Preprocessor:
         """Decode and letterbox ``path``; raises BadImageError naming the file."""
         original = read_image(Path(path), self.max_pixels)
         return self.from_pixels(original)
+
+    def load_bytes(self, data: bytes, name: str) -> PreparedImage:
+        """Decode and letterbox an image held in memory (an upload; nothing touches the disk);
+        ``name`` is used in messages. Raises BadImageError."""
+        return self.from_pixels(read_image_bytes(data, name, self.max_pixels))
 
     def from_pixels(self, original: np.ndarray) -> PreparedImage:
         """Letterbox already-decoded contract pixels (2-D float in [0, 1])."""
