@@ -11,6 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from osteoscan.study.config import PACKAGED_STUDIES
+
 
 def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
@@ -134,7 +136,10 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="class-folder dataset or CSV manifest")
     p.add_argument("--out", type=Path, required=True, help="study folder (units, report)")
     p.add_argument(
-        "--config", type=Path, default=None, help="study YAML (default: the published six)"
+        "--config",
+        default=None,
+        help=f"study YAML file, or a packaged study: {', '.join(PACKAGED_STUDIES)} "
+        "(default: the published six)",
     )
     p.add_argument("--folds", type=int, default=None, help="folds (default: the config's, 5)")
     p.add_argument("--repeats", type=int, default=None, help="repeats of the k folds (default 1)")

@@ -23,7 +23,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 
-from osteoscan.audit import find_duplicate_groups
+from osteoscan.audit import DuplicateGroup, find_duplicate_groups
 from osteoscan.audit.fingerprint import fingerprint_files
 from osteoscan.bundle import (
     Bundle,
@@ -78,7 +78,8 @@ class PreparedSet:
 @dataclass(frozen=True)
 class GroupedSet:
     """A dataset ready to split: decoded once, conflicting duplicates dropped, every image in a
-    leakage group (same patient or duplicate content). All arrays align with ``records``."""
+    leakage group (same patient or duplicate content). All arrays align with ``records``;
+    ``duplicate_groups`` are the audit's groups, indexed before conflicting groups were dropped."""
 
     records: list[ImageRecord]
     targets: np.ndarray
@@ -89,6 +90,7 @@ class GroupedSet:
     dataset: Dataset
     cache_dir: Path
     pixel_hashes: tuple[str | None, ...] = ()
+    duplicate_groups: tuple[DuplicateGroup, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ def prepare_grouped(data: Path | str | Dataset, config: TrainConfig) -> GroupedS
         dataset=dataset,
         cache_dir=cache_dir,
         pixel_hashes=tuple(hashes[i] for i in plan.kept),
+        duplicate_groups=tuple(groups),
     )
 
 

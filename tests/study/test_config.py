@@ -68,3 +68,18 @@ def test_bad_values_are_named(document, message):
 def test_a_missing_file_names_it(tmp_path):
     with pytest.raises(BadConfigError, match="nope.yaml: cannot read"):
         load_study_config(tmp_path / "nope.yaml")
+
+
+def test_the_packaged_transfer_study_is_picked_by_name():
+    study = load_study_config("transfer")
+    arms = {(c.model, c.mode) for c in study.configurations}
+    assert arms == {
+        ("efficientnet_lite0", "finetune"),
+        ("efficientnet_lite0", "frozen"),
+        ("efficientnet_lite0", "scratch"),
+        ("resnet18", "scratch"),
+    }
+    assert study.get(study.reference).mode == "finetune"
+    assert study.training.image_size == 224
+    with pytest.raises(BadConfigError, match="transfer"):
+        load_study_config("no-such-study.yaml")

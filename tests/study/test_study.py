@@ -4,6 +4,7 @@ external validation, --only/--fold with the merge, and resuming after a killed r
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,9 @@ def test_the_report_files_are_written_and_self_contained(full_study):
         assert "not a diagnosis" in text
         assert "published accuracy" in text and "shortcut baseline" in text
     assert "| cnn3 (reference) | scratch | 0.66 |" in markdown
+    twin_row = next(line for line in markdown.splitlines() if line.startswith("| the same cnn3"))
+    assert "| copy of cnn3 |" in twin_row  # its time was not spent again
+    assert re.search(r"^- precision: \S+ \(units ran [\w-]+\)$", markdown, re.MULTILINE)
     rows = {r["name"]: r for r in results["configurations"]}
     assert rows["cnn3"]["units_done"] == rows["r18"]["units_done"] == 2
     comparison = rows["r18"]["comparison"]

@@ -80,7 +80,7 @@ def check_shortcuts(
     used = [i for i, fp in enumerate(fingerprints) if fp.ok and records[i].label is not None]
     classes = sorted({records[i].label for i in used})
     positive = OSTEOPOROSIS if OSTEOPOROSIS in classes else (classes[-1] if classes else None)
-    names, features = _feature_matrix([fingerprints[i] for i in used])
+    names, features = shortcut_features([fingerprints[i] for i in used])
     target = np.array([classes.index(records[i].label) for i in used], dtype=np.intp)
     plan = plan_leakage_groups(
         [r.label for r in records],
@@ -98,7 +98,7 @@ def check_shortcuts(
         )
         return ShortcutResult(None, None, None, len(used), 0, positive, names, (), None, note)
     folds = grouped_kfold(target, leakage, n_folds, seed)
-    proba = _out_of_fold_proba(features, target, folds, workers, seed)
+    proba = out_of_fold_proba(features, target, folds, seed, workers)
     auc = macro_auc(target, proba)
     low, high = bootstrap_ci(macro_auc, target, proba, seed=seed)
     is_positive = target == classes.index(positive)
@@ -120,7 +120,10 @@ def check_shortcuts(
     )
 
 
-def _feature_matrix(fingerprints: Sequence[Fingerprint]) -> tuple[tuple[str, ...], np.ndarray]:
+def shortcut_features(
+    fingerprints: Sequence[Fingerprint],
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """The non-anatomical features of readable ``fingerprints``: names and one row per image."""
     columns: dict[str, list[float]] = {name: [] for name in _NUMERIC}
     for fp in fingerprints:
         columns["width"].append(fp.width)
@@ -140,13 +143,15 @@ def _feature_matrix(fingerprints: Sequence[Fingerprint]) -> tuple[tuple[str, ...
     return names, matrix
 
 
-def _out_of_fold_proba(
+def out_of_fold_proba(
     features: np.ndarray,
     target: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
-    workers: int,
-    seed: int,
+    seed: int = 0,
+    workers: int = 1,
 ) -> np.ndarray:
+    """Class probabilities (N, classes) of each test row from the shortcut forest fitted on its
+    fold's training rows; rows in no test part stay zero."""
     proba = np.zeros((len(target), int(target.max()) + 1))
     for train, test in folds:
         model = RandomForestClassifier(

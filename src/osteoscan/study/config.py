@@ -15,6 +15,8 @@ from typing import Any
 from osteoscan.errors import BadConfigError
 
 DEFAULT_CONFIG_NAME = "default_study.yaml"
+# studies shipped in the package; ``--config NAME`` picks one (a path names your own file)
+PACKAGED_STUDIES = {"default": DEFAULT_CONFIG_NAME, "transfer": "transfer_study.yaml"}
 THRESHOLD_RULE = "youden"
 NO_PRETRAINED = "no ImageNet weights (--no-pretrained): trained from random initialisation"
 QUICK = "quick CPU setting (--quick)"
@@ -22,7 +24,17 @@ QUICK = "quick CPU setting (--quick)"
 
 def default_config_path() -> Path:
     """The packaged default study (the published six configurations): copy it to edit it."""
-    return Path(str(files("osteoscan.study").joinpath(DEFAULT_CONFIG_NAME)))
+    return packaged_config_path("default")
+
+
+def packaged_config_path(name: str) -> Path:
+    """The packaged study called ``name`` (a key of :data:`PACKAGED_STUDIES`): copy it to edit it."""
+    if name not in PACKAGED_STUDIES:
+        raise BadConfigError(
+            f"no packaged study named {name!r}; choose from {', '.join(PACKAGED_STUDIES)} "
+            "or give the path of a study YAML file"
+        )
+    return Path(str(files("osteoscan.study").joinpath(PACKAGED_STUDIES[name])))
 
 
 @dataclass(frozen=True)
@@ -167,14 +179,20 @@ _MODES = ("finetune", "frozen", "scratch")
 
 
 def load_study_config(path: Path | str | None = None) -> StudyConfig:
-    """Read and check a study YAML file (default: the packaged six-configuration study)."""
+    """Read and check a study YAML file, or the packaged study of that name (``"transfer"``);
+    default: the packaged six-configuration study."""
     import yaml
 
-    path = Path(path) if path is not None else default_config_path()
+    if path is None or str(path) in PACKAGED_STUDIES:
+        path = packaged_config_path(str(path or "default"))
+    path = Path(path)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise BadConfigError(f"{path}: cannot read the study config ({exc.strerror})") from None
+        raise BadConfigError(
+            f"{path}: cannot read the study config ({exc.strerror}); give a study YAML file or "
+            f"a packaged study: {', '.join(PACKAGED_STUDIES)}"
+        ) from None
     except yaml.YAMLError as exc:
         raise BadConfigError(f"{path}: not valid YAML ({exc})") from None
     return parse_study_config(document, str(path))

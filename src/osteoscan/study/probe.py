@@ -1,4 +1,6 @@
-"""A short timing probe: one forward+backward batch per distinct model, to estimate unit times.
+"""A short timing probe: a few forward+backward batches per distinct model, to estimate unit
+times. The fastest warm step counts, so a machine shared with other jobs skews the ratios between
+models less than a single step would.
 
 Estimates are upper bounds (early stopping may end a unit sooner) and are printed with the plan
 and again, rescaled by the measured/estimated ratio so far, as units finish.
@@ -19,6 +21,8 @@ from osteoscan.training.precision import autocast_for
 
 log = logging.getLogger(__name__)
 
+WARM_STEPS = 3
+
 
 @dataclass(frozen=True)
 class BatchTiming:
@@ -34,8 +38,9 @@ def time_batch(
     precision: str = "32-true",
     device: str = "cpu",
 ) -> BatchTiming:
-    """Seconds for one training step and one inference batch (the second of two, warm), on the
-    ``device`` and at the resolved Lightning ``precision`` the units will use."""
+    """Seconds for one training step and one inference batch (the fastest of ``WARM_STEPS``
+    after a warm-up), on the ``device`` and at the resolved Lightning ``precision`` the units
+    will use."""
     spec = get_spec(model)
     device = torch.device(device)
     net = build_for_inference(model, mode, 2).to(device)
@@ -44,7 +49,7 @@ def time_batch(
     targets = torch.zeros(batch_size, dtype=torch.long, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     timings = []
-    for _ in range(2):
+    for _ in range(1 + WARM_STEPS):
         start = time.perf_counter()
         if mode != "frozen":
             net.train()
@@ -59,8 +64,8 @@ def time_batch(
             net.eval()(normalise(images))
         sync()
         timings.append((step, time.perf_counter() - start))
-    step, forward = timings[-1]
-    return BatchTiming(step, forward)
+    warm = timings[1:]
+    return BatchTiming(min(t[0] for t in warm), min(t[1] for t in warm))
 
 
 def estimate_unit_s(

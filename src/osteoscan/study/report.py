@@ -190,6 +190,7 @@ def compute_results(study: dict, units: dict[str, dict], n_boot: int = DEFAULT_B
                 "roc": _roc_points(targets[have], probs[have]),
                 "seconds_total": round(sum(u["seconds"] for u in done), 1),
                 "seconds_per_unit": round(float(np.mean([u["seconds"] for u in done])), 1),
+                "precision": sorted({u["fit"]["precision"] for u in done}),
                 "weights": sorted(
                     {(u["weights"]["file"], u["weights"]["sha256"]) for u in done if u["weights"]}
                 ),
@@ -336,7 +337,9 @@ def _main_table(results: dict) -> tuple[list[str], list[list]]:
                 _with_ci(pooled["roc_auc"]),
                 _p(cmp.get("mcnemar_p")) if cmp else "-",
                 _p(cmp.get("delong_p")) if cmp else "-",
-                format_duration(r["seconds_total"]),
+                f"copy of {', '.join(r['same_computation_as'])}"
+                if r["same_computation_as"]
+                else format_duration(r["seconds_total"]),
                 units,
             ]
         )
@@ -430,8 +433,10 @@ def _summary_lines(results: dict) -> list[str]:
 def _environment_lines(results: dict) -> list[str]:
     env = results["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    used = sorted({p for r in results["configurations"] for p in r.get("precision", [])})
     return [
         f"device: {env['device']}",
+        f"precision: {env['precision']}" + (f" (units ran {', '.join(used)})" if used else ""),
         f"versions: {versions}",
         f"seed: {env['seed']}",
         env["platform"],
@@ -483,12 +488,14 @@ def render_html(results: dict) -> str:
     headers, rows = _main_table(results)
     body += [
         "<h2>Results (out-of-fold)</h2>",
+        "<div style='overflow-x: auto; font-size: 90%'>",
         table(
             headers,
             rows,
             "Pooled out-of-fold metrics with 95% bootstrap CIs; p-values: paired tests against the "
             f"reference ({results['reference']}), McNemar exact, DeLong for AUC.",
         ),
+        "</div>",
     ]
     body += _figures(results)
     for name, preamble, ext_headers, ext_rows in _external_tables(results):
@@ -537,7 +544,9 @@ def _figures(results: dict) -> list[str]:
     ax.legend(fontsize=7, loc="lower right")
     figures.append(matplotlib_figure(fig, "ROC curves of all configurations (pooled out-of-fold)"))
 
-    fig, axes = plt.subplots(1, len(done), figsize=(2.6 * len(done), 2.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(done), figsize=(2.6 * len(done), 2.8), squeeze=False, layout="constrained"
+    )
     for ax, r in zip(axes[0], done, strict=True):
         matrix = np.asarray(r["pooled"]["confusion_matrix"])
         ax.imshow(matrix, cmap="Blues")

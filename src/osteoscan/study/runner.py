@@ -23,11 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from osteoscan.bundle import predict_proba
+from osteoscan.data.transforms import Normalise
 from osteoscan.errors import BadConfigError, BadManifestError, BadWeightsError, InterruptedRun
 from osteoscan.files import atomic_write_json, check_writable_dir
 from osteoscan.models import get_spec
+from osteoscan.pipeline import GroupedSet, choose_threshold, fit_split, prepare_grouped
+from osteoscan.pipeline import versions as pipeline_versions
 from osteoscan.stats import DEFAULT_BOOTSTRAP
-from osteoscan.study import _steps
 from osteoscan.study.config import NO_PRETRAINED, QUICK, StudyConfig, load_study_config
 from osteoscan.study.folds import Fold, fold_table, inner_split, make_folds
 from osteoscan.study.probe import estimate_unit_s, time_batch
@@ -242,8 +245,8 @@ def plan_study(out: Path | str, options: RunOptions) -> StudyPlan:
 
 
 def versions() -> dict[str, str]:
-    names = ("osteoscan", "torch", "torchvision", "lightning", "numpy", "scikit-learn")
-    return {name: version(name) for name in names} | {"python": platform.python_version()}
+    """The pipeline's versions plus the libraries the study's statistics use."""
+    return pipeline_versions() | {name: version(name) for name in ("numpy", "scikit-learn")}
 
 
 def environment(train: TrainConfig) -> dict:
@@ -269,9 +272,9 @@ def environment(train: TrainConfig) -> dict:
 class _Data:
     """The study data at each image size, the folds, and the external sets."""
 
-    by_size: dict[int, _steps.GroupedSet]
+    by_size: dict[int, GroupedSet]
     folds: list[Fold]
-    externals: dict[str, dict[int, _steps.GroupedSet]]
+    externals: dict[str, dict[int, GroupedSet]]
     external_kept: dict[str, list[int]]
 
 
@@ -380,7 +383,7 @@ def _base_train(options: RunOptions, image_size: int) -> TrainConfig:
 
 def _prepare(data: Path, options: RunOptions, plan: StudyPlan) -> _Data:
     sizes = sorted({c.train.image_size for c in plan.configurations})
-    by_size = {s: _steps.prepare_grouped(data, _base_train(options, s)) for s in sizes}
+    by_size = {s: prepare_grouped(data, _base_train(options, s)) for s in sizes}
     first = by_size[sizes[0]]
     paths = [r.path for r in first.records]
     for size, grouped in by_size.items():
@@ -394,9 +397,7 @@ def _prepare(data: Path, options: RunOptions, plan: StudyPlan) -> _Data:
     externals, kept = {}, {}
     for source in options.externals:
         name = _external_name(source, externals)
-        externals[name] = {
-            s: _steps.prepare_grouped(source, _base_train(options, s)) for s in sizes
-        }
+        externals[name] = {s: prepare_grouped(source, _base_train(options, s)) for s in sizes}
         kept[name] = _external_without_overlap(paths, externals[name][sizes[0]], first.cache_dir)
     return _Data(by_size, folds, externals, kept)
 
@@ -409,7 +410,7 @@ def _external_name(source: Path, taken: dict) -> str:
 
 
 def _external_without_overlap(
-    study_paths: Sequence[Path], external: _steps.GroupedSet, cache_dir: Path
+    study_paths: Sequence[Path], external: GroupedSet, cache_dir: Path
 ) -> list[int]:
     """Indices of external records that are no exact or near duplicate of any study image."""
     from osteoscan.audit import find_duplicate_groups
@@ -522,16 +523,18 @@ def _run_unit(
         len(fold.test_index),
     )
     start, cpu_start = time.perf_counter(), time.process_time()
-    fitted = _steps.fit_split(grouped, fit_index, val_index, train, staging)
+    fitted = fit_split(grouped, fit_index, val_index, train, staging)
     if not fitted.fit.is_global_zero:
         return None
     train_seconds = time.perf_counter() - start
 
+    normaliser = Normalise(fitted.spec.mean, fitted.spec.std)
+
     def predict(pixels: np.ndarray) -> np.ndarray:
-        return _steps.predict_proba(fitted, train, pixels)
+        return predict_proba(fitted.net, normaliser, pixels, train.batch_size)
 
     val_probs = predict(grouped.pixels[val_index])
-    threshold = _steps.choose_threshold(grouped.targets[val_index], val_probs, train.threshold)
+    threshold = choose_threshold(grouped.targets[val_index], val_probs, train.threshold)
     test_probs = predict(grouped.pixels[fold.test_index])
     external = {
         name: _rounded(predict(sets[train.image_size].pixels[prepared.external_kept[name]])[:, 1])
@@ -685,7 +688,7 @@ def _write_study_file(
     atomic_write_json(out / STUDY_FILE, study)
 
 
-def _shortcut(grouped: _steps.GroupedSet, prepared: _Data, options: RunOptions) -> dict:
+def _shortcut(grouped: GroupedSet, prepared: _Data, options: RunOptions) -> dict:
     from osteoscan.study.shortcut_baseline import shortcut_probabilities
 
     probabilities = shortcut_probabilities(

@@ -1,8 +1,8 @@
 """The audit's shortcut classifier on the study's own folds: a row for what non-image features
 (file size, format, borders...) predict without looking at bone.
 
-Uses the audit's feature extraction (:mod:`osteoscan.audit.shortcut`) and the same random forest,
-fitted on each training part and scored on its test fold, so it is comparable row for row.
+Uses the audit's features and classifier (:mod:`osteoscan.audit.shortcut`), fitted on each
+training part and scored on its test fold, so it is comparable row for row.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
 
 from osteoscan.audit.fingerprint import fingerprint_files
-from osteoscan.audit.shortcut import _feature_matrix
+from osteoscan.audit.shortcut import out_of_fold_proba, shortcut_features
 from osteoscan.study.folds import Fold
 
 
@@ -26,13 +25,9 @@ def shortcut_probabilities(
     seed: int,
 ) -> dict[int, np.ndarray]:
     """Out-of-fold P(positive class) for every record, per repeat (1-based)."""
-    fingerprints = fingerprint_files(list(paths), cache_dir)
-    _, features = _feature_matrix(fingerprints)
+    _, features = shortcut_features(fingerprint_files(list(paths), cache_dir))
     out: dict[int, np.ndarray] = {}
-    for fold in folds:
-        model = RandomForestClassifier(n_estimators=100, min_samples_leaf=3, random_state=seed)
-        model.fit(features[fold.train_index], targets[fold.train_index])
-        proba = np.zeros((len(fold.test_index), 2))
-        proba[:, model.classes_] = model.predict_proba(features[fold.test_index])
-        out.setdefault(fold.repeat, np.zeros(len(targets)))[fold.test_index] = proba[:, 1]
+    for repeat in sorted({fold.repeat for fold in folds}):
+        parts = [(f.train_index, f.test_index) for f in folds if f.repeat == repeat]
+        out[repeat] = out_of_fold_proba(features, targets, parts, seed)[:, 1]
     return out
