@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import write_dicom, write_image
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless
 
@@ -15,6 +14,7 @@ from osteoscan.data.decode import read_image
 from osteoscan.errors import BadBundleError, BadConfigError
 from osteoscan.inference import predict, read_metadata
 from osteoscan.metadata import METADATA_FILE, WEIGHTS_FILE
+from tests.data.conftest import write_dicom, write_image
 
 
 def _some_images(synth_dir, n=3):
