@@ -23,10 +23,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import get_args
 
+from osteoscan.cli_roi import add_roi_options, roi_from_args
 from osteoscan.data.augment import AugmentConfig
 from osteoscan.data.labels import OsteopeniaPolicy, Task, TaskName
 from osteoscan.data.synth import make_synthetic_dataset
 from osteoscan.errors import InterruptedRun, OsteoscanError
+from osteoscan.metadata import SPLITS
 from osteoscan.models.registry import MODELS, MODES
 from osteoscan.stats import DEFAULT_BOOTSTRAP, bootstrap_cis
 from osteoscan.training.config import (
@@ -116,6 +118,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         weights_sha256=args.weights_sha256,
         cache_dir=args.cache_dir,
         progress=args.progress,
+        roi=roi_from_args(args),
     )
 
 
@@ -136,9 +139,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     meta = outcome.metadata
     seen = meta.training
+    unit = "images"
+    if meta.roi is not None:
+        counts = {split: sum(i.split == split for i in seen.images) for split in SPLITS}
+        unit = f"knee crops ({counts['train']} / {counts['validation']} radiographs)"
     print(
         f"\n{meta.model} ({meta.mode}), {meta.task.name} task, seed {meta.seed}: "
-        f"trained on {seen.n_train} images, validated on {seen.n_validation}"
+        f"trained on {seen.n_train} and validated on {seen.n_validation} {unit}"
     )
     print(
         f"duplicate groups kept inside one split: {seen.duplicate_groups}; "
@@ -171,7 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2))
     else:
-        print(f"bundle {outcome.bundle_path} on {args.data}")
+        print(f"bundle {outcome.bundle_path} on {args.data}, scored {outcome.scoring}")
         print(outcome.result.table())
         if outcome.calibration is not None:
             c = outcome.calibration
@@ -382,6 +389,7 @@ def _add_train(sub) -> None:
         default=d.progress,
         help=f"progress bar (default {_on(d.progress)})",
     )
+    add_roi_options(p, "none" if d.roi is None else "knee")
     p.set_defaults(func=cmd_train)
 
 
