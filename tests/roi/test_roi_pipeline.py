@@ -1,47 +1,24 @@
 """Knee ROI end to end: train on crops, and every later step crops the same way unasked."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from osteoscan import TrainConfig, evaluate, load_bundle, train
+from osteoscan import evaluate, load_bundle
 from osteoscan.data import pixels
 from osteoscan.data.pixels import prepare
 from osteoscan.data.records import load_dataset
-from osteoscan.data.synth import JOINTS_FILE, make_synthetic_dataset
 from osteoscan.pipeline import prepare_grouped
 from osteoscan.roi import RoiConfig
 
-ROI = RoiConfig(roi_scale=1.8)
-FAST = dict(model="cnn3", mode="scratch", image_size=32, epochs=1, batch_size=16, progress=False)
 
-
-@pytest.fixture(scope="module")
-def mixed_views(tmp_path_factory):
-    """Single and bilateral phantoms (joints.json says which), plus one blank image."""
-    out = tmp_path_factory.mktemp("views")
-    make_synthetic_dataset(out, n=36, seed=2, image_size=128, views={"single": 1, "bilateral": 1})
-    views = json.loads((out / JOINTS_FILE).read_text())["images"]
-    blank = out / "normal" / "blank.png"
-    Image.fromarray(np.zeros((128, 128), np.uint8)).save(blank)
-    with open(out / "manifest.csv", "a") as manifest:
-        manifest.write("normal/blank.png,blank-patient,0.50,normal\n")
-    return out, views
-
-
-@pytest.fixture(scope="module")
-def roi_bundle(mixed_views, tmp_path_factory):
-    data, _ = mixed_views
-    out = tmp_path_factory.mktemp("bundles") / "roi"
-    outcome = train(data, out, TrainConfig(roi=ROI, **FAST))
-    return out, outcome
-
-
-def test_bilateral_images_give_two_crops_that_share_a_split(mixed_views, tmp_path):
+def test_bilateral_images_give_two_crops_that_share_a_split(
+    mixed_views, roi_train_config, tmp_path
+):
     data, views = mixed_views
-    grouped = prepare_grouped(data, TrainConfig(roi=ROI, cache_dir=tmp_path, **FAST))
+    grouped = prepare_grouped(data, replace(roi_train_config, cache_dir=tmp_path))
     per_image: dict[str, list[str]] = {}
     for record, knee in zip(grouped.records, grouped.knees, strict=True):
         per_image.setdefault(record.path.relative_to(data).as_posix(), []).append(knee)
@@ -65,10 +42,10 @@ def test_bilateral_images_give_two_crops_that_share_a_split(mixed_views, tmp_pat
     assert "no knee found" in blank.reason
 
 
-def test_the_bundle_stores_the_roi_and_both_knees_stay_on_one_side(roi_bundle, mixed_views):
-    out, outcome = roi_bundle
+def test_the_bundle_stores_the_roi_and_both_knees_stay_on_one_side(roi_bundle, roi_train_config):
+    out, _ = roi_bundle
     meta = load_bundle(out).metadata
-    assert meta.roi == ROI
+    assert meta.roi == roi_train_config.roi
     assert json.loads((out / "metadata.json").read_text())["roi"]["roi_scale"] == 1.8
     splits: dict[str, str] = {}
     for image in meta.training.images:
@@ -90,11 +67,14 @@ def test_evaluate_crops_unasked_and_scores_each_radiograph_once(roi_bundle, mixe
     assert "knee" in outcome.scoring and outcome.to_dict()["n_knee_crops"] == outcome.n_knee_crops
 
 
-def test_crops_are_cached_under_the_roi_settings(mixed_views, tmp_path, monkeypatch):
+def test_crops_are_cached_under_the_roi_settings(
+    mixed_views, roi_train_config, tmp_path, monkeypatch
+):
     data, _ = mixed_views
+    roi = roi_train_config.roi
     monkeypatch.setattr(pixels, "_MEMORY", pixels._MemoryCache())  # this test's disk cache only
     paths = sorted((data / "normal").glob("synth_*.png"))[:4]
-    first = prepare(paths, 32, cache_dir=tmp_path, workers=1, roi=ROI)
+    first = prepare(paths, 32, cache_dir=tmp_path, workers=1, roi=roi)
     entries = sorted(p.name for p in tmp_path.rglob("*.npz"))
     assert len(entries) == len(paths)
     whole = prepare(paths, 32, cache_dir=tmp_path, workers=1)
@@ -106,7 +86,7 @@ def test_crops_are_cached_under_the_roi_settings(mixed_views, tmp_path, monkeypa
         with np.load(entry) as saved:
             np.savez(entry, **{**saved, "pixels": np.ones_like(saved["pixels"])})
     monkeypatch.setattr(pixels, "_MEMORY", pixels._MemoryCache())
-    again = prepare(paths, 32, cache_dir=tmp_path, workers=1, roi=ROI)
+    again = prepare(paths, 32, cache_dir=tmp_path, workers=1, roi=roi)
     assert again.knees == first.knees and again.indices == first.indices
     assert (again.pixels == 1).all()
     np.testing.assert_allclose(again.boxes, first.boxes)
