@@ -201,7 +201,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from osteoscan.audit import run_audit, summary_text
     from osteoscan.audit.report import HTML_NAME
 
-    result = run_audit(args.data, out_dir=args.out, workers=args.workers, cache_dir=args.cache_dir)
+    result = run_audit(
+        args.data,
+        out_dir=args.out,
+        workers=args.workers,
+        cache_dir=args.cache_dir,
+        roi=roi_from_args(args),
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -429,6 +435,7 @@ def _add_audit(sub) -> None:
         "--workers", type=int, default=None, help="worker processes (default: from the CPU count)"
     )
     p.add_argument("--cache-dir", type=Path, default=None, help="fingerprint and pair-score cache")
+    add_roi_options(p)
     p.set_defaults(func=cmd_audit)
 
 
