@@ -26,7 +26,7 @@ from typing import get_args
 from osteoscan.cli_roi import add_roi_options, roi_from_args
 from osteoscan.data.augment import AugmentConfig
 from osteoscan.data.labels import OsteopeniaPolicy, Task, TaskName
-from osteoscan.data.synth import make_synthetic_dataset
+from osteoscan.data.synth import DEFAULT_VIEW_MIX, VIEWS, make_synthetic_dataset, parse_view_mix
 from osteoscan.errors import InterruptedRun, OsteoscanError
 from osteoscan.metadata import SPLITS
 from osteoscan.models.registry import MODELS, MODES
@@ -123,8 +123,12 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    manifest = make_synthetic_dataset(args.out, n=args.n, seed=args.seed, image_size=args.size)
-    print(f"wrote {args.n} synthetic phantoms (not real radiographs) and {manifest}")
+    views = None if args.views is None else parse_view_mix(args.views)  # bad text: one line
+    manifest = make_synthetic_dataset(
+        args.out, n=args.n, seed=args.seed, image_size=args.size, views=views
+    )
+    mix = "" if views is None else f", views {', '.join(f'{k} {v:.2f}' for k, v in views.items())}"
+    print(f"wrote {args.n} synthetic phantoms (not real radiographs){mix} and {manifest}")
     return 0
 
 
@@ -233,6 +237,14 @@ def _add_synth(sub) -> None:
         type=int,
         default=defaults["image_size"].default,
         help="image side in pixels (default %(default)s)",
+    )
+    p.add_argument(
+        "--views",
+        default=None,
+        metavar="MIX",
+        help=f"views to draw, with their true joint centres in joints.json: mixed "
+        f"({', '.join(f'{k}={v:g}' for k, v in DEFAULT_VIEW_MIX.items())}), one of {', '.join(VIEWS)}, or shares like "
+        "single=0.6,bilateral=0.4 (default: single-knee close-ups only, no joints.json)",
     )
     p.set_defaults(func=cmd_synth)
 
