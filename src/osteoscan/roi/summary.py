@@ -22,9 +22,9 @@ def most_abnormal(probs: np.ndarray) -> int:
 def image_rows(probs: np.ndarray, image_ids: Sequence[int]) -> np.ndarray:
     """For each distinct image id (in order of first appearance) the row of its most abnormal
     knee: ``probs[rows]`` are the image-level probabilities."""
-    ids = np.asarray(image_ids)
-    rows = []
-    for image in dict.fromkeys(ids.tolist()):
-        members = np.flatnonzero(ids == image)
-        rows.append(members[most_abnormal(probs[members])])
-    return np.asarray(rows, dtype=np.int64)
+    members: dict[int, list[int]] = {}
+    for row, image in enumerate(np.asarray(image_ids).tolist()):
+        members.setdefault(image, []).append(row)
+    return np.asarray(
+        [rows[most_abnormal(probs[rows])] for rows in members.values()], dtype=np.int64
+    )
