@@ -101,3 +101,19 @@ def test_the_train_command_takes_roi_flags_with_the_config_defaults():
     assert train_config_from_args(args).roi == RoiConfig(mirror="left")
     with pytest.raises(SystemExit):
         build_parser().parse_args([*base, "--roi", "hip"])
+
+
+def test_train_and_evaluate_commands_on_crops(mixed_views, tmp_path, capsys):
+    from osteoscan.cli import main
+
+    data, _ = mixed_views
+    out = tmp_path / "bundle"
+    fast = ["--model", "cnn3", "--mode", "scratch", "--image-size", "32", "--epochs", "1"]
+    argv = ["train", "--data", str(data), "--out", str(out), *fast, "--no-progress"]
+    assert main([*argv, "--roi", "knee", "--roi-scale", "2.0"]) == 0
+    printed = capsys.readouterr()
+    assert "knee crops (" in printed.out and "radiographs)" in printed.out
+    assert "blank.png: no knee found" in printed.err
+    assert load_bundle(out).metadata.roi == RoiConfig(roi_scale=2.0)
+    assert main(["evaluate", str(out), "--data", str(data), "--bootstrap", "20"]) == 0
+    assert "scored per image: knee crops" in capsys.readouterr().out
