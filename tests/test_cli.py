@@ -108,6 +108,26 @@ def test_other_commands_take_the_library_defaults():
     assert _action("synth", "seed").default == synth["seed"].default
 
 
+def test_synth_views_write_the_joint_truth_and_a_bad_mix_is_one_line(tmp_path, capsys):
+    out = tmp_path / "views"
+    argv = ["synth", "--out", str(out), "--n", "6", "--size", "96"]
+    assert main([*argv, "--views", "single=0.5,bilateral=0.5"]) == 0
+    assert "views single 0.50, bilateral 0.50" in capsys.readouterr().out
+    truth = json.loads((out / "joints.json").read_text())["images"]
+    assert len(truth) == 6 and {v["view"] for v in truth.values()} <= {"single", "bilateral"}
+    knees = {v["view"]: len(v["joints"]) for v in truth.values()}
+    assert knees.get("bilateral", 2) == 2 and knees.get("single", 1) == 1
+    assert main([*argv, "--views", "bilateral"]) == 0
+    truth = json.loads((out / "joints.json").read_text())["images"]
+    assert {v["view"] for v in truth.values()} == {"bilateral"}
+    assert main([*argv]) == 0  # no --views: the single-knee set as before, no sidecar
+    assert not (out / "joints.json").exists()
+    capsys.readouterr()
+    assert main([*argv, "--views", "single=lots"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "osteoscan: error: synthetic views 'single=lots': share 'lots' is not a number"
+
+
 SWITCHES = [
     (["--model", "vgg16"], "model", "vgg16"),
     (["--mode", "frozen", "--frozen-views", "3"], "frozen_views", 3),

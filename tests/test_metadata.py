@@ -161,3 +161,42 @@ def test_a_newer_format_with_new_keys_gets_the_version_message():
     data.update(bundle_format=BUNDLE_FORMAT + 1, field_of_the_future=1)
     with pytest.raises(BadBundleError, match="newer osteoscan"):
         BundleMetadata.from_dict(data, "m.json")
+
+
+def test_roi_settings_round_trip_and_a_bundle_without_them_has_none():
+    from osteoscan.roi import RoiConfig
+
+    roi = RoiConfig(roi_scale=2.0, mirror="left", joint_width_mm=(40.0, 120.0))
+    data = json.loads(json.dumps(make_metadata(roi=roi).to_dict(), allow_nan=False))
+    assert data["roi"]["mirror"] == "left"
+    assert BundleMetadata.from_dict(data, "m.json").roi == roi
+    plain = make_metadata().to_dict()
+    assert "roi" not in plain  # whole-image bundles are written as before
+    assert BundleMetadata.from_dict(plain, "m.json").roi is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r.update(roi_scale="1.6"), "'roi_scale' must be float, not str"),
+        (lambda r: r.update(max_knees=True), "'max_knees' must be int, not bool"),
+        (lambda r: r.update(roi_scale=9.0), "'roi' is invalid (ROI roi_scale=9.0"),
+        (lambda r: r.update(mirror="up"), "'roi' is invalid (ROI mirror='up'"),
+        (lambda r: r.update(joint_width_mm=[50]), "'roi.joint_width_mm' must hold 2 numbers"),
+        (lambda r: r.update(zoom=2), "'roi.zoom' is not a knee-ROI setting"),
+    ],
+)
+def test_damaged_roi_settings_are_named(edit, message):
+    from osteoscan.roi import RoiConfig
+
+    data = make_metadata(roi=RoiConfig()).to_dict()
+    edit(data["roi"])
+    with pytest.raises(BadBundleError, match="m.json") as caught:
+        BundleMetadata.from_dict(data, "m.json")
+    assert message in str(caught.value)
+
+
+def test_roi_settings_must_be_an_object():
+    data = make_metadata().to_dict() | {"roi": "knee"}
+    with pytest.raises(BadBundleError, match="'roi' must be an object"):
+        BundleMetadata.from_dict(data, "m.json")

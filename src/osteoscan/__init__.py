@@ -25,6 +25,7 @@ _EXPORTS = {
     "write_bundle": "osteoscan.pipeline",
     "BundleMetadata": "osteoscan.metadata",
     "TrainConfig": "osteoscan.training.config",
+    "RoiConfig": "osteoscan.roi.config",
     "Task": "osteoscan.data.labels",
     "load_dataset": "osteoscan.data.records",
     "read_image": "osteoscan.data.decode",

@@ -23,10 +23,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import get_args
 
+from osteoscan.cli_roi import add_roi_options, roi_from_args
 from osteoscan.data.augment import AugmentConfig
 from osteoscan.data.labels import OsteopeniaPolicy, Task, TaskName
-from osteoscan.data.synth import make_synthetic_dataset
+from osteoscan.data.synth import DEFAULT_VIEW_MIX, VIEWS, make_synthetic_dataset, parse_view_mix
 from osteoscan.errors import InterruptedRun, OsteoscanError
+from osteoscan.metadata import SPLITS
 from osteoscan.models.registry import MODELS, MODES
 from osteoscan.stats import DEFAULT_BOOTSTRAP, bootstrap_cis
 from osteoscan.training.config import (
@@ -116,12 +118,17 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         weights_sha256=args.weights_sha256,
         cache_dir=args.cache_dir,
         progress=args.progress,
+        roi=roi_from_args(args),
     )
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    manifest = make_synthetic_dataset(args.out, n=args.n, seed=args.seed, image_size=args.size)
-    print(f"wrote {args.n} synthetic phantoms (not real radiographs) and {manifest}")
+    views = None if args.views is None else parse_view_mix(args.views)  # bad text: one line
+    manifest = make_synthetic_dataset(
+        args.out, n=args.n, seed=args.seed, image_size=args.size, views=views
+    )
+    mix = "" if views is None else f", views {', '.join(f'{k} {v:.2f}' for k, v in views.items())}"
+    print(f"wrote {args.n} synthetic phantoms (not real radiographs){mix} and {manifest}")
     return 0
 
 
@@ -136,9 +143,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     meta = outcome.metadata
     seen = meta.training
+    unit = "images"
+    if meta.roi is not None:
+        counts = {split: sum(i.split == split for i in seen.images) for split in SPLITS}
+        unit = f"knee crops ({counts['train']} / {counts['validation']} radiographs)"
     print(
         f"\n{meta.model} ({meta.mode}), {meta.task.name} task, seed {meta.seed}: "
-        f"trained on {seen.n_train} images, validated on {seen.n_validation}"
+        f"trained on {seen.n_train} and validated on {seen.n_validation} {unit}"
     )
     print(
         f"duplicate groups kept inside one split: {seen.duplicate_groups}; "
@@ -171,7 +182,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2))
     else:
-        print(f"bundle {outcome.bundle_path} on {args.data}")
+        print(f"bundle {outcome.bundle_path} on {args.data}, scored {outcome.scoring}")
         print(outcome.result.table())
         if outcome.calibration is not None:
             c = outcome.calibration
@@ -194,7 +205,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from osteoscan.audit import run_audit, summary_text
     from osteoscan.audit.report import HTML_NAME
 
-    result = run_audit(args.data, out_dir=args.out, workers=args.workers, cache_dir=args.cache_dir)
+    result = run_audit(
+        args.data,
+        out_dir=args.out,
+        workers=args.workers,
+        cache_dir=args.cache_dir,
+        roi=roi_from_args(args),
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -220,6 +237,14 @@ def _add_synth(sub) -> None:
         type=int,
         default=defaults["image_size"].default,
         help="image side in pixels (default %(default)s)",
+    )
+    p.add_argument(
+        "--views",
+        default=None,
+        metavar="MIX",
+        help=f"views to draw, with their true joint centres in joints.json: mixed "
+        f"({', '.join(f'{k}={v:g}' for k, v in DEFAULT_VIEW_MIX.items())}), one of {', '.join(VIEWS)}, or shares like "
+        "single=0.6,bilateral=0.4 (default: single-knee close-ups only, no joints.json)",
     )
     p.set_defaults(func=cmd_synth)
 
@@ -382,6 +407,7 @@ def _add_train(sub) -> None:
         default=d.progress,
         help=f"progress bar (default {_on(d.progress)})",
     )
+    add_roi_options(p, "none" if d.roi is None else "knee")
     p.set_defaults(func=cmd_train)
 
 
@@ -421,6 +447,7 @@ def _add_audit(sub) -> None:
         "--workers", type=int, default=None, help="worker processes (default: from the CPU count)"
     )
     p.add_argument("--cache-dir", type=Path, default=None, help="fingerprint and pair-score cache")
+    add_roi_options(p)
     p.set_defaults(func=cmd_audit)
 
 

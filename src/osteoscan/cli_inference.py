@@ -30,14 +30,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     if args.out is None:
-        print("path,probability,prediction,threshold,model,error")
+        print("path,probability,prediction,threshold,model,error,knee")
         for r in rows:
             numbers = "" if r.probability is None else f"{r.probability:.4f}"
             threshold = "" if r.threshold is None else f"{r.threshold:.4f}"
-            print(f"{r.path},{numbers},{r.prediction or ''},{threshold},{r.model},{r.error or ''}")
-    failed = sum(r.error is not None for r in rows)
+            print(
+                f"{r.path},{numbers},{r.prediction or ''},{threshold},{r.model},{r.error or ''},"
+                f"{r.knee or ''}"
+            )
+    images = [r for r in rows if r.knee is None]  # knee rows come with their image's row
+    failed = sum(r.error is not None for r in images)
     where = f" to {args.out}" if args.out is not None else ""
-    print(f"predicted {len(rows) - failed} image(s){where}; {failed} failed", file=sys.stderr)
+    print(f"predicted {len(images) - failed} image(s){where}; {failed} failed", file=sys.stderr)
     return 0
 
 

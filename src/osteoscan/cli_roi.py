@@ -5,9 +5,46 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from osteoscan.roi.config import MIRROR_CHOICES, RoiConfig
+from osteoscan.roi.config import MIRROR_CHOICES, ROI_KINDS, RoiConfig
 
 _DEFAULTS = RoiConfig()
+
+
+def add_roi_options(p: argparse.ArgumentParser, default_kind: str = "none") -> None:
+    """``--roi none|knee`` and the ROI settings, for commands that can work on knee crops."""
+    p.add_argument(
+        "--roi",
+        default=default_kind,
+        choices=ROI_KINDS,
+        help="knee: reduce every image to one square crop per knee first (default %(default)s)",
+    )
+    p.add_argument(
+        "--roi-scale",
+        type=float,
+        default=_DEFAULTS.roi_scale,
+        help=f"--roi knee: crop side in joint widths (default {_DEFAULTS.roi_scale:g})",
+    )
+    p.add_argument(
+        "--roi-mirror",
+        default=_DEFAULTS.mirror,
+        choices=MIRROR_CHOICES,
+        help="--roi knee: flip crops of this side so all knees look alike (default none)",
+    )
+    p.add_argument(
+        "--roi-min-confidence",
+        type=float,
+        default=_DEFAULTS.min_confidence,
+        help=f"--roi knee: below it no knee is found (default {_DEFAULTS.min_confidence:g})",
+    )
+
+
+def roi_from_args(args: argparse.Namespace) -> RoiConfig | None:
+    """The RoiConfig of :func:`add_roi_options`' flags; None for ``--roi none``."""
+    if args.roi == "none":
+        return None
+    return RoiConfig(
+        roi_scale=args.roi_scale, mirror=args.roi_mirror, min_confidence=args.roi_min_confidence
+    )
 
 
 def cmd_roi(args: argparse.Namespace) -> int:

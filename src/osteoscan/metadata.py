@@ -19,6 +19,7 @@ from typing import Any
 from osteoscan.data.labels import Task
 from osteoscan.errors import BadBundleError, BadConfigError
 from osteoscan.htmlpage import SCREENING_NOTICE
+from osteoscan.roi.config import RoiConfig
 
 BUNDLE_FORMAT = 2
 WEIGHTS_FILE = "model.safetensors"
@@ -181,6 +182,9 @@ class BundleMetadata:
     disclaimer: str = SCREENING_NOTICE
     calibration: Calibration | None = None
     exports: tuple[OnnxExport, ...] = ()
+    # The knee ROI the model was trained on (None: whole letterboxed images). Every reader of
+    # the bundle crops the same way; written only when set, so older bundles read unchanged.
+    roi: RoiConfig | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -210,10 +214,10 @@ class BundleMetadata:
         """Strict-JSON-ready dict (non-finite floats become null)."""
         out: dict[str, Any] = {"bundle_format": self.bundle_format}
         for f in fields(self):
-            if f.name == "bundle_format":
+            if f.name == "bundle_format" or (f.name == "roi" and self.roi is None):
                 continue
             value = getattr(self, f.name)
-            if f.name == "task":
+            if f.name in ("task", "roi"):
                 value = value.to_dict()
             elif f.name == "exports":
                 value = [asdict(e) for e in value]
@@ -319,6 +323,7 @@ class _Reader:
             disclaimer=self.get("disclaimer", str),
             calibration=self.calibration(task),
             exports=self.exports(),
+            roi=self.roi(),
         )
 
     def sha256(self, key: str, source: dict | None = None) -> str:
@@ -460,6 +465,34 @@ class _Reader:
             brier_after=self.get("brier_after", float, data),
             created=self.get("created", str, data),
         )
+
+    def roi(self) -> RoiConfig | None:
+        """The knee-ROI settings: fields of :class:`RoiConfig`, typed as its defaults (a setting
+        missing, from a bundle written before it existed, takes its default)."""
+        data = self.data.get("roi")
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            self.fail("roi", "must be an object of knee-ROI settings")
+        defaults = RoiConfig()
+        values: dict[str, Any] = {}
+        for f in fields(RoiConfig):
+            default = getattr(defaults, f.name)
+            if f.name not in data:
+                continue
+            if isinstance(default, tuple):
+                values[f.name] = self.numbers(f.name, data)
+                if len(values[f.name]) != len(default):
+                    self.fail(f"roi.{f.name}", f"must hold {len(default)} numbers")
+            else:
+                values[f.name] = self.get(f.name, type(default), data)
+        unknown = sorted(set(data) - {f.name for f in fields(RoiConfig)})
+        if unknown:
+            self.fail(f"roi.{', '.join(unknown)}", "is not a knee-ROI setting")
+        try:
+            return RoiConfig(**values)
+        except BadConfigError as exc:
+            self.fail("roi", f"is invalid ({exc})")
 
     def exports(self) -> tuple[OnnxExport, ...]:
         items = self.data.get("exports", [])

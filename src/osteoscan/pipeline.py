@@ -59,6 +59,8 @@ from osteoscan.models import build_model, get_spec
 from osteoscan.models.build import ClassifierNet
 from osteoscan.models.registry import ModelSpec
 from osteoscan.models.weights import WeightsSource
+from osteoscan.roi.config import RoiConfig
+from osteoscan.roi.summary import SUMMARY_RULE, image_rows
 from osteoscan.training import FitResult, TrainConfig, fit_classifier
 from osteoscan.training.trainer import signals_as_errors
 
@@ -67,12 +69,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PreparedSet:
-    """Records that decoded, their class indices and letterboxed pixels, plus every skipped file."""
+    """Records that decoded, their class indices and letterboxed pixels, plus every skipped file.
+
+    With a knee ROI there is one sample per knee crop: a record repeats once per knee,
+    ``knees`` names each crop and ``image_ids`` (always set) says which image a sample came
+    from (equal ids, same radiograph).
+    """
 
     records: list[ImageRecord]
     targets: np.ndarray
     pixels: np.ndarray
     problems: list[Problem] = field(default_factory=list)
+    knees: list[str] = field(default_factory=list)
+    image_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class GroupedSet:
     cache_dir: Path
     pixel_hashes: tuple[str | None, ...] = ()
     duplicate_groups: tuple[DuplicateGroup, ...] = ()
+    knees: tuple[str, ...] = ()  # with a knee ROI: each sample's knee ("right", "knee 1", ...)
 
 
 @dataclass(frozen=True)
@@ -121,12 +131,16 @@ class EvaluationOutcome:
     bundle_path: Path | None
     warnings: list[str] = field(default_factory=list)
     calibration: CalibrationReport | None = None  # binary task: ECE, Brier, reliability bins
+    scoring: str = "per image (whole image)"  # what one scored case is (knee-ROI bundles differ)
+    n_knee_crops: int | None = None  # knee-ROI bundles: how many crops the images gave
 
     def to_dict(self) -> dict:
         """The metrics, plus calibration and overlap warnings, as strict-JSON-ready data."""
         out = self.result.to_dict()
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_dict()
+        out["scoring"] = self.scoring
+        out["n_knee_crops"] = self.n_knee_crops
         out["warnings"] = list(self.warnings)
         return json_ready(out)
 
@@ -143,13 +157,15 @@ def prepare_dataset(
     image_size: int,
     cache_dir: Path | None,
     strict: bool,
+    roi: RoiConfig | None = None,
 ) -> PreparedSet:
-    """Decode every usable record once; bad files become problems (or an error when strict)."""
+    """Decode every usable record once; bad files (and, with ``roi``, images where no knee was
+    found) become problems, or an error when strict."""
     problems = list(dataset.problems)
     if strict and problems:
         raise BadManifestError(f"{problems[0]} (--strict: fix or remove it)")
     records, targets = dataset.for_task(task)
-    prepared: PreparedImages = prepare([r.path for r in records], image_size, cache_dir)
+    prepared: PreparedImages = prepare([r.path for r in records], image_size, cache_dir, roi=roi)
     bad = [Problem(str(records[i].path), reason) for i, reason in prepared.problems]
     if strict and bad:
         raise BadImageError(f"{bad[0]} (--strict: fix or remove it)")
@@ -163,34 +179,54 @@ def prepare_dataset(
             f"; {len(skipped)} file(s) were skipped:\n{list_problems(skipped)}" if skipped else ""
         )
         raise BadManifestError(f"{dataset.source}: no readable images of class {names}{listing}")
-    return PreparedSet(kept, kept_targets, prepared.pixels, problems + bad)
+    return PreparedSet(
+        kept,
+        kept_targets,
+        prepared.pixels,
+        problems + bad,
+        prepared.knees,
+        np.asarray(prepared.indices, dtype=np.int64),
+    )
 
 
 def prepare_grouped(data: Path | str | Dataset, config: TrainConfig) -> GroupedSet:
-    """Read ``data``, decode it once at ``config.image_size`` and plan its leakage groups."""
+    """Read ``data``, decode it once at ``config.image_size`` (cropped to each knee with
+    ``config.roi``) and plan its leakage groups: the crops of one radiograph share its group."""
     dataset = data if isinstance(data, Dataset) else load_dataset(Path(data))
     cache_dir = check_writable_dir(config.cache_dir or default_cache_dir(), "--cache-dir")
-    prepared = prepare_dataset(dataset, config.task, config.image_size, cache_dir, config.strict)
-    paths = [r.path for r in prepared.records]
+    prepared = prepare_dataset(
+        dataset, config.task, config.image_size, cache_dir, config.strict, config.roi
+    )
+    # duplicates and patients are found among the images; each sample then joins its image
+    image_of = prepared.image_ids.tolist()
+    first = {image: sample for sample, image in reversed(list(enumerate(image_of)))}
+    order = sorted(first)
+    images = [prepared.records[first[image]] for image in order]
+    paths = [r.path for r in images]
     groups = find_duplicate_groups(paths, cache_dir=cache_dir)
     hashes = [fp.pixel_hash for fp in fingerprint_files(paths, cache_dir)]  # cached just above
     plan = plan_leakage_groups(
-        [r.label for r in prepared.records],
-        [r.patient_id for r in prepared.records],
+        [r.label for r in images],
+        [r.patient_id for r in images],
         [g.members for g in groups],
         keep_conflicts=config.keep_conflicts,
     )
+    position = {image: k for k, image in enumerate(order)}
+    group_of = dict(zip(plan.kept, plan.group_ids, strict=True))
+    samples = [s for s, image in enumerate(image_of) if position[image] in group_of]
+    sample_images = [position[image_of[s]] for s in samples]
     return GroupedSet(
-        records=[prepared.records[i] for i in plan.kept],
-        targets=prepared.targets[plan.kept],
-        pixels=prepared.pixels[plan.kept],
-        group_ids=np.asarray(plan.group_ids, dtype=np.int64),
+        records=[prepared.records[s] for s in samples],
+        targets=prepared.targets[samples],
+        pixels=prepared.pixels[samples],
+        group_ids=np.asarray([group_of[k] for k in sample_images], dtype=np.int64),
         problems=prepared.problems,
         plan=plan,
         dataset=dataset,
         cache_dir=cache_dir,
-        pixel_hashes=tuple(hashes[i] for i in plan.kept),
+        pixel_hashes=tuple(hashes[k] for k in sample_images),
         duplicate_groups=tuple(groups),
+        knees=tuple(prepared.knees[s] for s in samples) if prepared.knees else (),
     )
 
 
@@ -376,14 +412,12 @@ def _metadata(
     spec, fit, source = fitted.spec, fitted.fit, fitted.weights_source
     split = dict.fromkeys(fitted.train_index.tolist(), "train")
     split |= dict.fromkeys(np.asarray(val_index).tolist(), "validation")
-    images = tuple(
-        SeenImage(
-            str(grouped.records[i].path),
-            name,
-            grouped.pixel_hashes[i] if grouped.pixel_hashes else None,
-        )
-        for i, name in sorted(split.items())
-    )
+    seen: dict[str, SeenImage] = {}  # one entry per radiograph, also when it gave two crops
+    for i, name in sorted(split.items()):
+        path = str(grouped.records[i].path)
+        pixel_hash = grouped.pixel_hashes[i] if grouped.pixel_hashes else None
+        seen.setdefault(path, SeenImage(path, name, pixel_hash))
+    images = tuple(seen.values())
     plan = grouped.plan
     return BundleMetadata(
         model=config.model,
@@ -423,6 +457,7 @@ def _metadata(
         pretrained=None
         if source is None
         else PretrainedWeights(source.path, source.sha256, source.origin),
+        roi=config.roi,
     )
 
 
@@ -436,13 +471,17 @@ def evaluate(
 ) -> EvaluationOutcome:
     """Score a bundle on a labelled dataset, with the bundle's own preprocessing and threshold.
 
+    A knee-ROI bundle crops every image as it was trained; the metrics are per radiograph (its
+    label is the patient's), scored by its knee with the higher probability of osteoporosis
+    (:mod:`osteoscan.roi.summary`); images with no knee found are listed as skipped.
     ``warnings`` says how many evaluation images are the same radiographs (by content) as images
     the bundle was trained or validated on.
     """
     loaded = bundle if isinstance(bundle, Bundle) else load_bundle(Path(bundle))
     cache_dir = check_writable_dir(cache_dir or default_cache_dir(), "--cache-dir")
     dataset = load_dataset(Path(data))
-    prepared = prepare_dataset(dataset, loaded.task, loaded.image_size, cache_dir, strict)
+    roi = loaded.metadata.roi
+    prepared = prepare_dataset(dataset, loaded.task, loaded.image_size, cache_dir, strict, roi)
     probs = loaded.predict_proba(prepared.pixels)
     if not np.isfinite(probs).all():
         bad = int((~np.isfinite(probs)).any(axis=1).sum())
@@ -450,18 +489,28 @@ def evaluate(
             f"{loaded.path or 'bundle'}: gives non-finite probabilities for {bad} of "
             f"{len(probs)} images (its weights are damaged or its training diverged); re-train it"
         )
+    rows = image_rows(probs, prepared.image_ids)
+    probs, targets = probs[rows], prepared.targets[rows]
+    records = [prepared.records[i] for i in rows]
     result = evaluate_predictions(
-        prepared.targets, probs, loaded.class_names, loaded.threshold, n_boot=n_boot, seed=seed
+        targets, probs, loaded.class_names, loaded.threshold, n_boot=n_boot, seed=seed
     )
-    warnings = overlap_warnings(
-        loaded.metadata.training, [r.path for r in prepared.records], cache_dir
-    )
+    warnings = overlap_warnings(loaded.metadata.training, [r.path for r in records], cache_dir)
     for warning in warnings:
         log.info(warning)
-    calibration = (
-        calibration_report(prepared.targets, probs) if len(loaded.class_names) == 2 else None
+    calibration = calibration_report(targets, probs) if len(loaded.class_names) == 2 else None
+    scoring = "per image (whole image)"
+    if roi is not None:
+        scoring = f"per image: knee crops, each radiograph scored by {SUMMARY_RULE}"
+    return EvaluationOutcome(
+        result,
+        prepared.problems,
+        loaded.path,
+        warnings,
+        calibration,
+        scoring,
+        None if roi is None else len(prepared.knees),
     )
-    return EvaluationOutcome(result, prepared.problems, loaded.path, warnings, calibration)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ def test_csv_and_json_outputs_by_suffix(trained_bundle, synth_dir, tmp_path):
     rows = predict(trained_bundle, images, out=tmp_path / "out.csv")
     with open(tmp_path / "out.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
-    assert list(table[0]) == ["path", "probability", "prediction", "threshold", "model", "error"]
+    columns = ["path", "probability", "prediction", "threshold", "model", "error", "knee"]
+    assert list(table[0]) == columns  # knee: empty for a whole-image bundle
+    assert {r["knee"] for r in table} == {""}
     assert [float(r["probability"]) for r in table] == pytest.approx([r.probability for r in rows])
     predict(trained_bundle, images, out=tmp_path / "out.json")
     data = json.loads((tmp_path / "out.json").read_text())

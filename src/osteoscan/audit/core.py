@@ -12,11 +12,13 @@ from osteoscan.audit.fingerprint import fingerprint_files
 from osteoscan.audit.inventory import take_inventory
 from osteoscan.audit.report import write_report
 from osteoscan.audit.result import AuditResult
+from osteoscan.audit.roi_check import audit_crops
 from osteoscan.audit.shortcut import check_shortcuts
 from osteoscan.audit.verify import NEAR_THRESHOLD
 from osteoscan.data.pixels import DEFAULT_WORKERS
 from osteoscan.data.records import load_dataset
 from osteoscan.files import check_writable_dir
+from osteoscan.roi.config import RoiConfig
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ def run_audit(
     out_dir: Path | None = None,
     workers: int | None = None,
     cache_dir: Path | None = None,
+    roi: RoiConfig | None = None,
 ) -> AuditResult:
     """Audit a class-folder dataset or CSV manifest.
 
@@ -33,6 +36,8 @@ def run_audit(
     are written there atomically. ``cache_dir`` keeps per-file fingerprints and pair scores between runs.
     Unreadable files are findings, never errors; a malformed manifest raises BadManifestError,
     an ``out_dir`` that cannot be written NotWritableError (both before any file is read).
+    With ``roi`` the knees of every readable image are found too: the images where none was
+    found are listed, and the shortcut check runs on the crops beside the whole images.
     """
     source = Path(source)
     if out_dir is not None:  # an unwritable --out fails now, not after minutes of work
@@ -62,6 +67,9 @@ def run_audit(
         shortcut=check_shortcuts(records, fingerprints, groups, workers),
         near_threshold=NEAR_THRESHOLD,
         previews={i: fingerprints[i].preview_png() for i in sorted(shown) if fingerprints[i].ok},
+        roi=None
+        if roi is None
+        else audit_crops(records, fingerprints, groups, roi, cache_dir, workers),
     )
     if out_dir is not None:
         write_report(result, out_dir)

@@ -28,6 +28,7 @@ def render_html(result: AuditResult) -> str:
         [
             f"<p class='note'>{escape(DISCLAIMER)}</p>",
             _shortcut(result),
+            _roi(result),
             _inventory(result),
             _groups(result, result.exact_duplicates, "Exact duplicates (identical decoded pixels)"),
             _groups(
@@ -137,3 +138,37 @@ def _shortcut(result: AuditResult) -> str:
     if shortcut.warning:
         text += f"<p class='warn'>{escape(shortcut.warning)}</p>"
     return f"<h2>Shortcut check</h2>{text}"
+
+
+def _roi(result: AuditResult) -> str:
+    """Knee ROI: failures, and the shortcut check on whole images and on crops side by side."""
+    roi = result.roi
+    if roi is None:
+        return ""
+    rows = []
+    for unit, shortcut in (
+        ("whole images (file properties)", result.shortcut),
+        ("knee crops (crop scale, framing, edge exposure)", roi.shortcut),
+    ):
+        if shortcut.auc is None:
+            rows.append([unit, "not run", "", str(shortcut.n_images), str(shortcut.note)])
+            continue
+        cues = ", ".join(f"{n} {a:.2f}" for n, a in shortcut.strongest)
+        interval = f"{shortcut.ci_low:.2f}-{shortcut.ci_high:.2f}"
+        rows.append([unit, f"{shortcut.auc:.2f}", interval, str(shortcut.n_images), cues])
+    out = [
+        f"<h2>Knee ROI: knees found in {roi.n_found} of {roi.n_images} readable images "
+        f"({roi.n_crops} crops)</h2>",
+        "<p>Shortcut check on what a model sees, side by side (chance 0.50):</p>",
+        table(["unit", "AUC", "95% CI", "samples", "strongest single cues"], rows),
+    ]
+    if roi.shortcut.warning:
+        out.append(f"<p class='warn'>{escape(roi.shortcut.warning)}</p>")
+    if roi.failures:
+        out.append(f"<h3>No knee found: {len(roi.failures)}</h3><ul>")
+        out += [
+            f"<li>{escape(result.display_path(i))}: {escape(reason)}</li>"
+            for i, reason in roi.failures
+        ]
+        out.append("</ul>")
+    return "\n".join(out)

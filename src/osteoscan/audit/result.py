@@ -13,6 +13,7 @@ from pathlib import Path
 from osteoscan.audit.conflicts import CONFLICT_KINDS, Conflict
 from osteoscan.audit.duplicates import DuplicateGroup
 from osteoscan.audit.inventory import Inventory
+from osteoscan.audit.roi_check import RoiAudit
 from osteoscan.audit.shortcut import ShortcutResult
 
 DISCLAIMER = (
@@ -37,6 +38,7 @@ class AuditResult:
     shortcut: ShortcutResult
     near_threshold: float
     previews: Mapping[int, bytes] = field(default_factory=dict, repr=False)  # PNG per finding
+    roi: RoiAudit | None = None  # with --roi knee: knee failures and the crops' shortcut check
 
     def is_cross_class(self, group: DuplicateGroup) -> bool:
         return len({self.labels[i] for i in group.members}) > 1
@@ -70,6 +72,7 @@ class AuditResult:
                 for kind in CONFLICT_KINDS
             },
             "shortcut": self.shortcut.to_dict(),
+            **({} if self.roi is None else {"roi": self.roi.to_dict(self.paths)}),
             "settings": {"near_threshold": self.near_threshold},
             "disclaimer": DISCLAIMER,
         }

@@ -78,17 +78,40 @@ def check_shortcuts(
 ) -> ShortcutResult:
     """Cross-validated AUC of the labels of readable ``records`` from their fingerprints."""
     used = [i for i, fp in enumerate(fingerprints) if fp.ok and records[i].label is not None]
-    classes = sorted({records[i].label for i in used})
-    positive = OSTEOPOROSIS if OSTEOPOROSIS in classes else (classes[-1] if classes else None)
     names, features = shortcut_features([fingerprints[i] for i in used])
-    target = np.array([classes.index(records[i].label) for i in used], dtype=np.intp)
+    leakage = np.asarray(leakage_groups(records, groups), dtype=np.intp)[used]
+    labels = [records[i].label for i in used]
+    return check_feature_shortcuts(names, features, labels, leakage, workers, seed)
+
+
+def leakage_groups(records: Sequence[ImageRecord], groups: Sequence[DuplicateGroup]) -> list[int]:
+    """Per record its leakage group (same patient or duplicate content), conflicts kept."""
     plan = plan_leakage_groups(
         [r.label for r in records],
         [r.patient_id for r in records],
         [g.members for g in groups],
         keep_conflicts=True,  # a copy under two labels is exactly what a shortcut may exploit
     )
-    leakage = np.asarray(plan.group_ids, dtype=np.intp)[used]
+    return plan.group_ids
+
+
+def check_feature_shortcuts(
+    names: Sequence[str],
+    features: np.ndarray,
+    labels: Sequence[str],
+    leakage: np.ndarray,
+    workers: int = 1,
+    seed: int = 0,
+    subject: str = "file properties",
+) -> ShortcutResult:
+    """Cross-validated AUC of ``labels`` from a matrix of non-anatomical ``features`` (one row
+    per sample, columns ``names``), with the samples of one ``leakage`` group in one fold: the
+    check of :func:`check_shortcuts`, for any unit (whole images, knee crops). ``subject``
+    names the features in the warning."""
+    names = tuple(names)
+    classes = sorted(set(labels))
+    positive = OSTEOPOROSIS if OSTEOPOROSIS in classes else (classes[-1] if classes else None)
+    target = np.array([classes.index(label) for label in labels], dtype=np.intp)
     smallest = int(np.bincount(target).min()) if len(classes) > 1 else 0
     n_folds = min(MAX_FOLDS, smallest, len(np.unique(leakage)))
     if n_folds < 2:
@@ -96,7 +119,7 @@ def check_shortcuts(
             "needs at least two classes with two readable images each, in at least two "
             "independent image groups (patients/duplicates)"
         )
-        return ShortcutResult(None, None, None, len(used), 0, positive, names, (), None, note)
+        return ShortcutResult(None, None, None, len(labels), 0, positive, names, (), None, note)
     folds = grouped_kfold(target, leakage, n_folds, seed)
     proba = out_of_fold_proba(features, target, folds, seed, workers)
     auc = macro_auc(target, proba)
@@ -106,12 +129,12 @@ def check_shortcuts(
         ((n, _folded(roc_auc(is_positive, features[:, k]))) for k, n in enumerate(names)),
         key=lambda item: -item[1],
     )[:3]
-    warning = _warning(auc, low, high, strongest) if low > WARN_ABOVE else None
+    warning = _warning(auc, low, high, strongest, subject) if low > WARN_ABOVE else None
     return ShortcutResult(
         round(auc, 3),
         round(low, 3),
         round(high, 3),
-        len(used),
+        len(labels),
         n_folds,
         positive,
         names,
@@ -167,10 +190,16 @@ def _folded(auc: float) -> float:
     return 0.5 if np.isnan(auc) else max(auc, 1.0 - auc)
 
 
-def _warning(auc: float, low: float, high: float, strongest: Sequence[tuple[str, float]]) -> str:
+def _warning(
+    auc: float,
+    low: float,
+    high: float,
+    strongest: Sequence[tuple[str, float]],
+    subject: str = "file properties",
+) -> str:
     cues = ", ".join(f"{name} (AUC {value:.2f} alone)" for name, value in strongest)
     return (
-        f"WARNING: file properties that have nothing to do with bone predict the label with "
+        f"WARNING: {subject} that have nothing to do with bone predict the label with "
         f"AUC {auc:.2f} (95% CI {low:.2f}-{high:.2f}); chance is 0.50. The classes were "
         f"probably collected or exported differently, and a model can score well by learning "
         f"that instead of the anatomy. Strongest cues: {cues}. Harmonise formats, sizes and "

@@ -9,6 +9,7 @@ from osteoscan.audit.duplicates import DuplicateGroup
 from osteoscan.audit.inventory import ALL, Distribution
 from osteoscan.audit.report import HTML_NAME, JSON_NAME
 from osteoscan.audit.result import DISCLAIMER, AuditResult
+from osteoscan.audit.shortcut import ShortcutResult
 
 MAX_LINES = 20  # per section; the JSON and HTML list everything
 
@@ -22,6 +23,7 @@ def summary_text(result: AuditResult) -> str:
     lines += _group_lines(result, result.near_duplicates, title)
     lines += _conflict_lines(result)
     lines += _shortcut_lines(result)
+    lines += _roi_lines(result)
     return "\n".join(lines)
 
 
@@ -121,6 +123,37 @@ def _shortcut_lines(result: AuditResult) -> list[str]:
     else:
         cues = ", ".join(f"{name} {auc:.2f}" for name, auc in shortcut.strongest)
         lines.append(f"  no strong shortcut found; strongest single cues: {cues}")
+    return lines
+
+
+def _auc_text(shortcut: ShortcutResult) -> str:
+    if shortcut.auc is None:
+        return f"not run ({shortcut.note})"
+    return (
+        f"AUC {shortcut.auc:.2f} (95% CI {shortcut.ci_low:.2f}-{shortcut.ci_high:.2f}), "
+        f"{shortcut.n_images} samples"
+    )
+
+
+def _roi_lines(result: AuditResult) -> list[str]:
+    roi = result.roi
+    if roi is None:
+        return []
+    lines = [
+        "",
+        f"Knee ROI: knees found in {roi.n_found} of {roi.n_images} readable images "
+        f"({roi.n_crops} crops); {len(roi.failures)} without a knee",
+    ]
+    for index, reason in roi.failures[:MAX_LINES]:
+        lines.append(f"  {result.display_path(index)}: {reason}")
+    lines += _more(len(roi.failures))
+    lines += [
+        "Shortcut check, side by side (chance 0.50):",
+        f"  whole images (file properties): {_auc_text(result.shortcut)}",
+        f"  knee crops (crop scale, framing, edge exposure): {_auc_text(roi.shortcut)}",
+    ]
+    if roi.shortcut.warning:
+        lines.append(f"  {roi.shortcut.warning}")
     return lines
 
 

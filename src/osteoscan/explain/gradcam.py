@@ -25,6 +25,8 @@ from osteoscan.inference.bundle_io import load_torch_net
 from osteoscan.inference.predict import decide
 from osteoscan.inference.preprocess import PreparedImage, Preprocessor
 from osteoscan.metadata import BundleMetadata
+from osteoscan.roi.crop import Crop
+from osteoscan.roi.summary import most_abnormal
 from osteoscan.stats import softmax
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,12 @@ def grad_cam(net: nn.Module, batch: torch.Tensor, layer: nn.Module, class_index:
 
 @dataclass(frozen=True)
 class HeatMap:
-    """A Grad-CAM map at the original image's resolution, scaled to [0, 1] (1 = strongest)."""
+    """A Grad-CAM map at the original image's resolution, scaled to [0, 1] (1 = strongest).
+
+    For a knee-ROI bundle the map of each knee crop is laid back onto the radiograph at the
+    crop's place (0 outside every crop); ``crops`` and ``knee_probabilities`` say where each knee
+    was and what the model gave it, and ``probability`` is the image-level (higher) one.
+    """
 
     cam: np.ndarray
     image: np.ndarray
@@ -75,6 +82,8 @@ class HeatMap:
     threshold: float | None
     model: str
     source: str
+    crops: tuple[Crop, ...] = ()
+    knee_probabilities: tuple[float, ...] = ()
 
     def save(self, out: Path | str) -> Path:
         """The overlay as PNG: image, heat-map, colour bar, probability in the caption."""
@@ -88,7 +97,7 @@ class Explainer:
 
     def __init__(self, net: nn.Module, metadata: BundleMetadata, layer_path: str) -> None:
         self.net, self.metadata = net, metadata
-        self.preprocessor = Preprocessor(metadata.input)
+        self.preprocessor = Preprocessor(metadata.input, roi=metadata.roi)
         try:
             self.layer = net.get_submodule(layer_path)
         except AttributeError:
@@ -108,27 +117,39 @@ class Explainer:
     def explain_prepared(
         self, image: PreparedImage, source: str, class_name: str = OSTEOPOROSIS
     ) -> HeatMap:
-        """Grad-CAM of ``class_name`` for an already decoded image, at its original size."""
+        """Grad-CAM of ``class_name`` for an already decoded image, at its original size (for a
+        knee-ROI bundle, each crop's map pasted back; the caption's probability is the knee with
+        the higher probability of osteoporosis, as predict reports it)."""
         names = self.metadata.class_names
         if class_name not in names:
             raise BadConfigError(f"unknown class {class_name!r}; use one of {', '.join(names)}")
-        batch = torch.from_numpy(self.preprocessor.normalise([image.square]))
+        batch = torch.from_numpy(self.preprocessor.normalise(image.inputs))
         with torch.inference_mode():
             logits = self.net(batch).float().numpy()
-        probs = softmax(logits, self.metadata.temperature)[0]
-        square = grad_cam(self.net, batch, self.layer, names.index(class_name))[0]
-        cam = np.clip(image.geometry.to_original(square), 0.0, None)
+        probs = softmax(logits, self.metadata.temperature)
+        chosen = most_abnormal(probs) if image.crops else 0
+        class_index = names.index(class_name)
+        squares = grad_cam(self.net, batch, self.layer, class_index)
+        if image.crops:
+            shape = image.original.shape
+            laid = [c.paste_back(m, shape) for c, m in zip(image.crops, squares, strict=True)]
+            cam = np.nan_to_num(np.fmax.reduce(np.stack(laid), axis=0), nan=0.0)
+        else:
+            cam = image.geometry.to_original(squares[0])
+        cam = np.clip(cam, 0.0, None)
         peak = float(cam.max())
         cam = cam / peak if peak > 0 else cam
         return HeatMap(
             cam.astype(np.float32),
             image.original,
             class_name,
-            float(probs[names.index(class_name)]),
-            decide(self.metadata, probs),
+            float(probs[chosen, class_index]),
+            decide(self.metadata, probs[chosen]),
             self.metadata.operating_threshold,
             self.metadata.model,
             source,
+            image.crops,
+            tuple(float(p[class_index]) for p in probs) if image.crops else (),
         )
 
 

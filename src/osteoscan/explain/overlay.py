@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from osteoscan.files import atomic_path
 from osteoscan.htmlpage import SCREENING_NOTICE
@@ -19,7 +20,8 @@ MIN_DRAWN_SIDE = 500  # smaller images are drawn enlarged (by a whole factor) so
 def render_overlay(heat, out: Path) -> Path:
     """Write ``heat`` (a :class:`~osteoscan.explain.gradcam.HeatMap`) as a PNG at ``out``, the
     image drawn at its original resolution and aspect ratio (one image pixel per figure pixel,
-    or a whole number of them for images under :data:`MIN_DRAWN_SIDE`)."""
+    or a whole number of them for images under :data:`MIN_DRAWN_SIDE`); knee crops, when the
+    bundle used them, are outlined with their knee's probability."""
     height, width = heat.image.shape
     zoom = max(1, -(-MIN_DRAWN_SIDE // max(height, width)))
     m = _MARGIN_IN
@@ -33,6 +35,20 @@ def render_overlay(heat, out: Path) -> Path:
     shown = ax.imshow(
         heat.cam, cmap=COLOUR_MAP, vmin=0.0, vmax=1.0, alpha=CAM_ALPHA, interpolation="nearest"
     )
+    for crop, probability in zip(heat.crops, heat.knee_probabilities, strict=True):
+        corner = (crop.left - 0.5, crop.top - 0.5)  # imshow puts pixel i's centre at i
+        ax.add_patch(Rectangle(corner, crop.side, crop.side, fill=False, color="white", lw=1))
+        ax.text(
+            corner[0] + 2,
+            corner[1] + 2,
+            f"{crop.name}: {probability:.2f}",
+            color="white",
+            fontsize=7,
+            va="top",
+            clip_on=True,
+        )
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
     ax.set_axis_off()
     bar = fig.colorbar(shown, cax=cax)
     bar.set_label("Grad-CAM, relative", fontsize=8)

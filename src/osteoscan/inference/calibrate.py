@@ -27,6 +27,7 @@ from osteoscan.inference.backends import DEFAULT_BACKEND
 from osteoscan.inference.bundle_io import update_metadata
 from osteoscan.inference.predict import DEFAULT_BATCH_SIZE, open_predictor
 from osteoscan.metadata import Calibration
+from osteoscan.roi.summary import image_rows
 from osteoscan.stats import DEFAULT_BOOTSTRAP, softmax
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,21 @@ def calibrate(
     records, targets = dataset.for_task(meta.task)
     logits, kept = [], []
     for start in range(0, len(records), DEFAULT_BATCH_SIZE):
-        squares = []
+        inputs, owners = [], []
         for index in range(start, min(start + DEFAULT_BATCH_SIZE, len(records))):
             try:
-                squares.append(predictor.preprocessor.load(records[index].path).square)
-                kept.append(index)
+                own = predictor.preprocessor.load(records[index].path).inputs
             except OsteoscanError as exc:
                 log.warning("skipped for calibration: %s", exc)
-        if squares:
-            logits.append(predictor.backend.logits(predictor.preprocessor.normalise(squares)))
+                continue
+            inputs += own
+            owners += [index] * len(own)
+        if inputs:
+            batch = predictor.backend.logits(predictor.preprocessor.normalise(inputs))
+            # a knee-ROI bundle: each radiograph by its most abnormal knee, as predict reports it
+            rows = image_rows(softmax(batch), owners)
+            logits.append(batch[rows])
+            kept += [owners[row] for row in rows]
     if not kept:
         raise BadManifestError(f"{data}: no readable images to calibrate on")
     logits_all = np.concatenate(logits)

@@ -107,12 +107,14 @@ def quantize_int8(fp32_file: Path, out: Path, calibration: np.ndarray) -> Path:
 
 
 def _normalised(preprocessor: Preprocessor, paths: Sequence[Path]) -> tuple[np.ndarray, list[Path]]:
-    """Network input of every readable path, and those paths; unreadable ones are logged."""
+    """Network input of every readable path, and the path of each input; unreadable ones are
+    logged."""
     squares, readable = [], []
     for path in paths:
         try:
-            squares.append(preprocessor.load(path).square)
-            readable.append(path)
+            inputs = preprocessor.load(path).inputs  # one per knee crop for a knee-ROI bundle
+            squares += inputs
+            readable += [path] * len(inputs)
         except OsteoscanError as exc:
             log.warning("skipping an image for the export check: %s", exc)
     if not squares:
@@ -139,7 +141,7 @@ def export_bundle(
             "export needs real radiographs to check against: pass --images FILE_OR_FOLDER"
         )
     net, meta = load_torch_net(bundle_dir)
-    pixels, paths = _normalised(Preprocessor(meta.input), paths)
+    pixels, paths = _normalised(Preprocessor(meta.input, roi=meta.roi), paths)
     n_images = len(paths)
     reference = TorchBackend(net).logits(pixels)
 

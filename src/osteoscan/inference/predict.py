@@ -4,6 +4,11 @@ A bad file becomes a row with its ``error`` and the run goes on. Probabilities a
 temperature-scaled probability of osteoporosis; ``prediction`` applies the bundle's operating
 threshold (the calibrated one when ``calibrate`` ran) in the binary task, the most probable
 class in the three-class task.
+
+A bundle trained on knee crops (``metadata.roi``) gives, per radiograph, one row per knee
+(``knee``: "right"/"left" when the side can be told, else "knee 1"/"knee 2", or "knee") and the
+image-level row (``knee`` empty), which is the knee with the higher probability of osteoporosis;
+a radiograph where no knee is found gets its error row.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import io
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,7 @@ from osteoscan.inference.backends import BACKENDS, DEFAULT_BACKEND, Backend, Onn
 from osteoscan.inference.bundle_io import check_file, load_torch_net, read_metadata
 from osteoscan.inference.preprocess import PreparedImage, Preprocessor
 from osteoscan.metadata import BundleMetadata, json_ready
+from osteoscan.roi.summary import most_abnormal
 from osteoscan.stats import softmax
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,12 @@ class PredictionRow:
     threshold: float | None
     model: str
     error: str | None = None
+    knee: str | None = None  # a knee-ROI bundle's knee row; None for the image-level row
+    # the image-level row of a knee-ROI bundle: its knee rows (not a CSV/JSON column)
+    knees: tuple[PredictionRow, ...] = ()
+
+
+COLUMNS = tuple(f.name for f in fields(PredictionRow) if f.name != "knees")  # CSV/JSON fields
 
 
 def decide(metadata: BundleMetadata, probs: np.ndarray) -> str:
@@ -62,7 +74,7 @@ class Predictor:
         self.metadata = metadata
         self.backend = backend
         self.bundle_dir = bundle_dir
-        self.preprocessor = Preprocessor(metadata.input)
+        self.preprocessor = Preprocessor(metadata.input, roi=metadata.roi)
         self.positive_index = metadata.class_names.index(OSTEOPOROSIS)
 
     def probabilities(self, squares: Sequence[np.ndarray]) -> np.ndarray:
@@ -71,22 +83,36 @@ class Predictor:
         return softmax(logits, self.metadata.temperature)
 
     def rows_for(self, paths: Sequence[Path], probs: np.ndarray) -> list[PredictionRow]:
+        """One whole-image row per path and probability vector."""
+        return [self._row(str(path), p) for path, p in zip(paths, probs, strict=True)]
+
+    def _row(self, path: str, probs: np.ndarray, knee: str | None = None) -> PredictionRow:
         meta = self.metadata
-        return [
-            PredictionRow(
-                str(path),
-                float(p[self.positive_index]),
-                decide(meta, p),
-                meta.operating_threshold,
-                meta.model,
-            )
-            for path, p in zip(paths, probs, strict=True)
-        ]
+        return PredictionRow(
+            path,
+            float(probs[self.positive_index]),
+            decide(meta, probs),
+            meta.operating_threshold,
+            meta.model,
+            knee=knee,
+        )
+
+    def image_row(self, path: str, image: PreparedImage, probs: np.ndarray) -> PredictionRow:
+        """The row of one prepared image from the probabilities of its ``inputs``: the whole
+        image's, or (knee ROI) the most abnormal knee's, carrying every knee's row."""
+        if not image.crops:
+            return self._row(path, probs[0])
+        knees = tuple(
+            self._row(path, p, crop.name) for crop, p in zip(image.crops, probs, strict=True)
+        )
+        summary = self._row(path, probs[most_abnormal(probs)])
+        return replace(summary, knees=knees)
 
     def predict(
         self, paths: Sequence[Path], batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
     ) -> Iterator[tuple[PredictionRow, PreparedImage | None]]:
-        """Rows in input order, each with its prepared image (None for a file that failed)."""
+        """Image-level rows in input order, each with its prepared image (None for a file that
+        failed); for a knee-ROI bundle each row holds its knees' rows in ``knees``."""
         bar = _Progress(len(paths)) if progress else None
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
@@ -100,8 +126,10 @@ class Predictor:
             good = sorted(prepared)
             rows = {}
             if good:
-                probs = self.probabilities([prepared[i].square for i in good])
-                rows = dict(zip(good, self.rows_for([chunk[i] for i in good], probs), strict=True))
+                probs = self.probabilities([x for i in good for x in prepared[i].inputs])
+                ends = np.cumsum([len(prepared[i].inputs) for i in good])
+                for i, own in zip(good, np.split(probs, ends[:-1]), strict=True):
+                    rows[i] = self.image_row(str(chunk[i]), prepared[i], own)
             for i, path in enumerate(chunk):
                 if i in errors:
                     log.warning("%s", errors[i])
@@ -113,6 +141,11 @@ class Predictor:
                 bar.advance(len(chunk))
         if bar is not None:
             bar.close()
+
+
+def flatten(rows: Iterable[PredictionRow]) -> list[PredictionRow]:
+    """Image-level rows with each one's knee rows first: the rows of a CSV or JSON file."""
+    return [flat for row in rows for flat in (*row.knees, row)]
 
 
 def open_predictor(
@@ -160,13 +193,14 @@ def write_rows(rows: Sequence[PredictionRow], out: Path | str) -> Path:
     suffix = out.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise BadConfigError(f"--out {out}: use a .csv or .json file name")
+    plain = [{name: getattr(row, name) for name in COLUMNS} for row in rows]
     if suffix == ".json":
-        return atomic_write_json(out, json_ready([asdict(r) for r in rows]))
+        return atomic_write_json(out, json_ready(plain))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(PredictionRow)])
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in asdict(row).items()})
+    for row in plain:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return atomic_write(out, buffer.getvalue())
 
 
@@ -181,7 +215,8 @@ def predict(
     threads: int | None = None,
 ) -> list[PredictionRow]:
     """Predict every image in ``inputs`` (files and folders); optionally write ``out`` (.csv or
-    .json) and a Grad-CAM overlay per image into ``cam_dir`` (needs torch)."""
+    .json) and a Grad-CAM overlay per image into ``cam_dir`` (needs torch). Returns the rows
+    as written: for a knee-ROI bundle each image's knee rows, then its image-level row."""
     paths = expand_paths(inputs)
     if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise BadConfigError(f"--out {out}: use a .csv or .json file name")
@@ -200,6 +235,7 @@ def predict(
         if explainer is not None and image is not None:
             target = Path(cam_dir) / f"{Path(row.path).stem}.cam.png"
             explainer.explain_prepared(image, Path(row.path).name).save(target)
+    rows = flatten(rows)
     if out is not None:
         write_rows(rows, out)
     return rows

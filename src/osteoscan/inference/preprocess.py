@@ -1,9 +1,11 @@
 """The one preprocessing path of every backend, in numpy and Pillow (no torch).
 
-decode (the intensity contract) -> letterbox to the bundle's ``image_size`` -> replicate to the
+decode (the intensity contract) -> letterbox to the bundle's ``image_size`` (or, for a bundle
+trained on knee crops, find the knees and crop each to ``image_size``) -> replicate to the
 model's channels, subtract mean, divide by std. Everything is read from the bundle's
-:class:`~osteoscan.metadata.InputSpec`. :class:`Letterbox` records where the image went inside
-the square so that a heat-map can be mapped back onto the original pixels exactly.
+:class:`~osteoscan.metadata.InputSpec` and ROI settings. :class:`Letterbox` (and each crop's
+:class:`~osteoscan.roi.Crop`) records where the pixels came from, so that a heat-map can be
+mapped back onto the original pixels exactly.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from PIL import Image
 
 from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image, read_image_bytes
 from osteoscan.data.pixels import letterbox
+from osteoscan.errors import BadImageError
 from osteoscan.metadata import InputSpec
+from osteoscan.roi.batch import pixel_spacing
+from osteoscan.roi.config import RoiConfig
+from osteoscan.roi.crop import Crop, crop_knees
+from osteoscan.roi.localise import find_knees
 
 
 @dataclass(frozen=True)
@@ -50,37 +57,65 @@ class Letterbox:
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """One decoded image: the original pixels, the letterboxed square and their geometry."""
+    """One decoded image: the original pixels, the letterboxed square and their geometry, and
+    for a knee-ROI bundle the crop of each knee (image left to right), which the network sees."""
 
     original: np.ndarray
     square: np.ndarray
     geometry: Letterbox
+    crops: tuple[Crop, ...] = ()
+
+    @property
+    def inputs(self) -> list[np.ndarray]:
+        """The [0, 1] squares the network is run on: one per knee crop, else the letterbox."""
+        return [crop.pixels for crop in self.crops] if self.crops else [self.square]
 
 
 class Preprocessor:
     """Turn files into normalised network input, exactly as the bundle's model was trained."""
 
-    def __init__(self, spec: InputSpec, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self, spec: InputSpec, max_pixels: int = DEFAULT_MAX_PIXELS, roi: RoiConfig | None = None
+    ) -> None:
         self.spec = spec
         self.max_pixels = max_pixels
+        self.roi = roi
         self._mean = np.asarray(spec.mean, np.float32).reshape(1, -1, 1, 1)
         self._std = np.asarray(spec.std, np.float32).reshape(1, -1, 1, 1)
 
     def load(self, path: Path | str) -> PreparedImage:
-        """Decode and letterbox ``path``; raises BadImageError naming the file."""
-        original = read_image(Path(path), self.max_pixels)
-        return self.from_pixels(original)
+        """Decode and letterbox (or crop the knees of) ``path``; raises BadImageError naming the
+        file, also when a knee-ROI bundle finds no knee in it."""
+        path = Path(path)
+        original = read_image(path, self.max_pixels)
+        spacing = pixel_spacing(path) if self.roi is not None else None
+        return self.from_pixels(original, spacing, source=str(path))
 
     def load_bytes(self, data: bytes, name: str) -> PreparedImage:
         """Decode and letterbox an image held in memory (an upload; nothing touches the disk);
         ``name`` is used in messages. Raises BadImageError."""
-        return self.from_pixels(read_image_bytes(data, name, self.max_pixels))
+        return self.from_pixels(read_image_bytes(data, name, self.max_pixels), source=name)
 
-    def from_pixels(self, original: np.ndarray) -> PreparedImage:
-        """Letterbox already-decoded contract pixels (2-D float in [0, 1])."""
+    def from_pixels(
+        self,
+        original: np.ndarray,
+        pixel_spacing: tuple[float, float] | None = None,
+        source: str = "image",
+    ) -> PreparedImage:
+        """Letterbox already-decoded contract pixels (2-D float in [0, 1]); with the bundle's
+        knee ROI also crop each knee (``pixel_spacing``: DICOM row, column mm, if known)."""
         size = self.spec.image_size
         geometry = Letterbox(int(original.shape[0]), int(original.shape[1]), size)
-        return PreparedImage(original, letterbox(original, size), geometry)
+        crops: tuple[Crop, ...] = ()
+        if self.roi is not None:
+            detection = find_knees(original, self.roi, pixel_spacing)
+            if not detection.found:
+                raise BadImageError(
+                    f"{source}: no knee found ({detection.reason}); this model screens knee "
+                    "crops: give an AP knee radiograph (check it with 'osteoscan roi')"
+                )
+            crops = tuple(crop_knees(original, detection, self.roi, size))
+        return PreparedImage(original, letterbox(original, size), geometry, crops)
 
     def normalise(self, squares: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """(N, S, S) letterboxed [0, 1] pixels -> (N, C, S, S) float32 network input."""

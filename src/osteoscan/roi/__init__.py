@@ -12,6 +12,7 @@ from osteoscan.roi.batch import RoiImage, RoiReport, locate, pixel_spacing, run_
 from osteoscan.roi.config import RoiConfig
 from osteoscan.roi.crop import Crop, crop_box, crop_knees
 from osteoscan.roi.localise import Knee, KneeDetection, find_knees
+from osteoscan.roi.summary import SUMMARY_RULE, image_rows, most_abnormal
 
 __all__ = [
     "Crop",
@@ -20,10 +21,13 @@ __all__ = [
     "RoiConfig",
     "RoiImage",
     "RoiReport",
+    "SUMMARY_RULE",
     "crop_box",
     "crop_knees",
     "find_knees",
+    "image_rows",
     "locate",
+    "most_abnormal",
     "pixel_spacing",
     "run_roi",
 ]

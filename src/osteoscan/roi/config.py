@@ -8,6 +8,8 @@ from typing import Any
 from osteoscan.errors import BadConfigError
 
 MIRROR_CHOICES = ("none", "left", "right")
+# What a model looks at: "none" the whole letterboxed image, "knee" one square crop per knee.
+ROI_KINDS = ("none", "knee")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from osteoscan.errors import BadConfigError
+from osteoscan.roi.config import ROI_KINDS, RoiConfig
 
 DEFAULT_CONFIG_NAME = "default_study.yaml"
 # studies shipped in the package; ``--config NAME`` picks one (a path names your own file)
@@ -20,6 +21,11 @@ PACKAGED_STUDIES = {"default": DEFAULT_CONFIG_NAME, "transfer": "transfer_study.
 THRESHOLD_RULE = "youden"
 NO_PRETRAINED = "no ImageNet weights (--no-pretrained): trained from random initialisation"
 QUICK = "quick CPU setting (--quick)"
+ROI_NOT_PREPARED = (
+    "configuration(s) {names}: 'roi: knee' is read, but the study runner does not prepare knee "
+    "crops yet (its folds are over whole images); train one with 'osteoscan train --roi knee', "
+    "or drop the key"
+)
 
 
 def default_config_path() -> Path:
@@ -91,10 +97,16 @@ class Configuration:
     weights_file: str | None = None
     weights_sha256: str | None = None
     training: TrainingSettings = TrainingSettings()
+    roi: str = "none"  # one of ROI_KINDS: "knee" trains on one crop per knee (RoiConfig defaults)
 
     @property
     def title(self) -> str:
         return self.label or self.name
+
+    @property
+    def roi_config(self) -> RoiConfig | None:
+        """The TrainConfig.roi of this configuration."""
+        return RoiConfig() if self.roi == "knee" else None
 
 
 @dataclass(frozen=True)
@@ -149,6 +161,7 @@ class StudyConfig:
                     "published_accuracy": c.published_accuracy,
                     "weights_file": c.weights_file,
                     "weights_sha256": c.weights_sha256,
+                    "roi": c.roi,
                     "training": c.training.set_values(),
                 }
                 for c in self.configurations
@@ -174,6 +187,7 @@ _CONFIG_KEYS = {
     "published_accuracy",
     "weights_file",
     "weights_sha256",
+    "roi",
 }
 _MODES = ("finetune", "frozen", "scratch")
 
@@ -257,6 +271,9 @@ def _configuration(item: Any, source: str, index: int) -> Configuration:
     published = item.get("published_accuracy")
     if published is not None and not (isinstance(published, int | float) and 0 <= published <= 1):
         raise BadConfigError(f"{source}: {where}: published_accuracy must be a fraction in [0, 1]")
+    roi = item.get("roi", "none")
+    if roi not in ROI_KINDS:
+        raise BadConfigError(f"{source}: {where}: roi {roi!r} is not one of {', '.join(ROI_KINDS)}")
     return Configuration(
         name=item["name"],
         model=item["model"],
@@ -266,6 +283,7 @@ def _configuration(item: Any, source: str, index: int) -> Configuration:
         weights_file=item.get("weights_file"),
         weights_sha256=item.get("weights_sha256"),
         training=_training({k: v for k, v in item.items() if k in TRAINING_KEYS}, source, where),
+        roi=roi,
     )
 
 

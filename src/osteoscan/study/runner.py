@@ -31,7 +31,13 @@ from osteoscan.models import get_spec
 from osteoscan.pipeline import GroupedSet, choose_threshold, fit_split, prepare_grouped
 from osteoscan.pipeline import versions as pipeline_versions
 from osteoscan.stats import DEFAULT_BOOTSTRAP
-from osteoscan.study.config import NO_PRETRAINED, QUICK, StudyConfig, load_study_config
+from osteoscan.study.config import (
+    NO_PRETRAINED,
+    QUICK,
+    ROI_NOT_PREPARED,
+    StudyConfig,
+    load_study_config,
+)
 from osteoscan.study.folds import Fold, fold_table, inner_split, make_folds
 from osteoscan.study.probe import estimate_unit_s, time_batch
 from osteoscan.study.units import (
@@ -192,6 +198,7 @@ def resolve_configurations(options: RunOptions) -> tuple[ResolvedConfiguration, 
             threshold=study.threshold,
             weights_file=Path(c.weights_file) if c.weights_file else None,
             weights_sha256=c.weights_sha256,
+            roi=c.roi_config,
             **values,
         )
         if hflip is not None:
@@ -382,6 +389,9 @@ def _base_train(options: RunOptions, image_size: int) -> TrainConfig:
 
 
 def _prepare(data: Path, options: RunOptions, plan: StudyPlan) -> _Data:
+    cropped = [c.name for c in plan.configurations if c.train.roi is not None]
+    if cropped:
+        raise BadConfigError(ROI_NOT_PREPARED.format(names=", ".join(cropped)))
     sizes = sorted({c.train.image_size for c in plan.configurations})
     by_size = {s: prepare_grouped(data, _base_train(options, s)) for s in sizes}
     first = by_size[sizes[0]]

@@ -16,6 +16,7 @@ from pathlib import Path
 from osteoscan.data.augment import AugmentConfig
 from osteoscan.data.labels import Task
 from osteoscan.errors import BadConfigError
+from osteoscan.roi.config import RoiConfig
 
 DEFAULT_LR = {"finetune": 1e-4, "frozen": 1e-3, "scratch": 1e-3}  # one per registry mode
 PRECISIONS = ("auto", "32", "bf16", "16")
@@ -66,6 +67,10 @@ def _is_number(value: object) -> bool:
 class TrainConfig:
     """A training run. ``lr=None`` picks a per-mode default (fine-tuning needs a smaller one).
 
+    ``roi``: None trains on whole letterboxed images; a :class:`~osteoscan.roi.RoiConfig` reduces
+    every image to one crop per knee first (both crops of a radiograph stay in one split) and
+    travels in the bundle, so every later step crops the same way.
+
     Raises :class:`~osteoscan.errors.BadConfigError` for a value no run can use (``epochs=0``, a NaN
     learning rate, a flag the mode ignores), naming the field and its command-line flag.
     """
@@ -100,6 +105,7 @@ class TrainConfig:
     weights_sha256: str | None = None
     cache_dir: Path | None = None
     progress: bool = True
+    roi: RoiConfig | None = None
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -154,6 +160,8 @@ class TrainConfig:
                 "scratch mode starts from random weights and would ignore the file; "
                 "drop --weights or use --mode finetune or frozen",
             )
+        if self.roi is not None and not isinstance(self.roi, RoiConfig):
+            raise _refuse("roi", self.roi, "use None or an osteoscan.roi.RoiConfig")
         if self.weights_sha256 is not None:
             if self.weights_file is None:
                 raise _refuse(
@@ -215,5 +223,6 @@ class TrainConfig:
         out["task"] = self.task.to_dict()
         for key in ("weights_file", "cache_dir"):
             out[key] = None if out[key] is None else str(out[key])
+        out["roi"] = None if self.roi is None else self.roi.to_dict()
         out["learning_rate"] = self.learning_rate
         return out
