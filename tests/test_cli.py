@@ -176,7 +176,7 @@ REFUSED = [
     (["--image-size", "0"], "--image-size"),
     (["--image-size", "-3"], "--image-size"),
     (["--model", "cnn3", "--mode", "scratch", "--image-size", "7"], "at least 8 pixels"),
-    (["--model", "resnet50", "--image-size", "31"], "at least 32 pixels"),
+    (["--model", "vgg16", "--image-size", "31"], "at least 32 pixels"),
     (["--batch-size", "0"], "--batch-size"),
     (["--batch-size", "-1"], "--batch-size"),
     (["--lr", "nan"], "--lr"),
