@@ -72,3 +72,24 @@ def run_cli():
     run.quick_train = quick_train
     run.argv = argv
     return run
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory, synth_dir) -> Path:
+    """A small trained bundle (cnn3, 48 px, 1 epoch on synthetic phantoms), shared by the
+    inference and serve tests."""
+    from osteoscan.pipeline import train
+    from osteoscan.training import TrainConfig
+
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    config = TrainConfig(
+        model="cnn3",
+        mode="scratch",
+        image_size=48,
+        epochs=1,
+        progress=False,
+        accelerator="cpu",
+        cache_dir=tmp_path_factory.getbasetemp() / "pixel-cache",
+    )
+    train(synth_dir, out, config)
+    return out

@@ -1,39 +1,12 @@
-"""A small trained bundle (cnn3, 48 px, 1 epoch on synthetic phantoms), shared by the
-inference tests, and per-test copies for the tests that change a bundle."""
+"""The shared trained bundle (tests/conftest.py) with ONNX exports, and per-test copies for the
+tests that change a bundle."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
-
-from osteoscan.pipeline import train
-from osteoscan.training import TrainConfig
-
-_DATA_CONFTEST = Path(__file__).resolve().parents[1] / "data" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("_osteoscan_data_writers", _DATA_CONFTEST)
-writers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(writers)
-write_dicom = writers.write_dicom
-write_image = writers.write_image
-
-
-@pytest.fixture(scope="session")
-def trained_bundle(tmp_path_factory, synth_dir) -> Path:
-    out = tmp_path_factory.mktemp("bundle") / "bundle"
-    config = TrainConfig(
-        model="cnn3",
-        mode="scratch",
-        image_size=48,
-        epochs=1,
-        progress=False,
-        accelerator="cpu",
-        cache_dir=tmp_path_factory.getbasetemp() / "pixel-cache",
-    )
-    train(synth_dir, out, config)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ the app over it, a live uvicorn server on loopback, and upload payloads."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import shutil
 import socket
@@ -15,40 +14,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osteoscan.pipeline import train
-from osteoscan.training import TrainConfig
-
-_DATA_CONFTEST = Path(__file__).resolve().parents[1] / "data" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("_osteoscan_data_writers", _DATA_CONFTEST)
-writers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(writers)
-write_dicom = writers.write_dicom
+from tests.data.conftest import write_dicom
 
 TOKEN = "a-test-token-of-enough-length"
 
 
 @pytest.fixture(scope="session")
-def serve_bundle(tmp_path_factory, synth_dir) -> Path:
-    out = tmp_path_factory.mktemp("serve-bundle") / "bundle"
-    config = TrainConfig(
-        model="cnn3",
-        mode="scratch",
-        image_size=48,
-        epochs=1,
-        progress=False,
-        accelerator="cpu",
-        cache_dir=tmp_path_factory.getbasetemp() / "serve-pixel-cache",
-    )
-    train(synth_dir, out, config)
-    return out
-
-
-@pytest.fixture(scope="session")
-def serve_exported(tmp_path_factory, serve_bundle, synth_dir) -> Path:
+def serve_exported(tmp_path_factory, trained_bundle, synth_dir) -> Path:
     from osteoscan.inference.export import ExportConfig, export_bundle
 
     out = tmp_path_factory.mktemp("serve-exported") / "bundle"
-    shutil.copytree(serve_bundle, out)
+    shutil.copytree(trained_bundle, out)
     export_bundle(out, [synth_dir], ExportConfig())
     return out
 
@@ -86,14 +62,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server(serve_bundle):
+def live_server(trained_bundle):
     """The service on a free loopback port, served by uvicorn in a thread; yields its URL."""
     import uvicorn
 
     from osteoscan.serve import ServeConfig, create_app
 
     port = free_port()
-    app = create_app(serve_bundle, ServeConfig(port=port))
+    app = create_app(trained_bundle, ServeConfig(port=port))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

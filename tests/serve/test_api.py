@@ -25,8 +25,8 @@ KNEE = (RNG.random((96, 120)) * 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
-def client(serve_bundle):
-    with TestClient(create_app(serve_bundle)) as test_client:
+def client(trained_bundle):
+    with TestClient(create_app(trained_bundle)) as test_client:
         yield test_client
 
 
@@ -34,10 +34,10 @@ def upload(*parts: tuple[str, bytes], field: str = "files"):
     return [(field, (name, data, "application/octet-stream")) for name, data in parts]
 
 
-def test_health_and_model_info(client, serve_bundle):
+def test_health_and_model_info(client, trained_bundle):
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/api/v1/model").json()
-    meta = read_metadata(serve_bundle)
+    meta = read_metadata(trained_bundle)
     assert info["model"] == "cnn3"
     assert info["operating_threshold"] == pytest.approx(meta.operating_threshold)
     assert info["version"] == meta.weights_sha256[:12]
@@ -46,12 +46,12 @@ def test_health_and_model_info(client, serve_bundle):
     assert info["metadata"]["weights_sha256"] == meta.weights_sha256
 
 
-def test_predict_matches_the_library(client, serve_bundle, phantom):
+def test_predict_matches_the_library(client, trained_bundle, phantom):
     response = client.post("/api/v1/predict", files=upload((phantom.name, phantom.read_bytes())))
     assert response.status_code == 200, response.text
     body = response.json()
     (result,) = body["results"]
-    (expected,) = predict(serve_bundle, [phantom], backend="torch")
+    (expected,) = predict(trained_bundle, [phantom], backend="torch")
     assert result["filename"] == phantom.name
     assert result["probability"] == pytest.approx(expected.probability, abs=1e-6)
     assert result["prediction"] == expected.prediction
@@ -142,9 +142,9 @@ def test_wrong_field_no_file_and_not_multipart(client):
     assert client.post("/api/v1/predict").status_code == 415
 
 
-def test_oversized_upload_is_413_and_too_many_files_400(serve_bundle):
+def test_oversized_upload_is_413_and_too_many_files_400(trained_bundle):
     config = ServeConfig(max_upload_bytes=20_000, max_files=2)
-    with TestClient(create_app(serve_bundle, config)) as small:
+    with TestClient(create_app(trained_bundle, config)) as small:
         big = png_bytes((RNG.random((300, 300)) * 255).astype(np.uint8))
         assert len(big) > 20_000
         response = small.post("/api/v1/predict", files=upload(("big.png", big)))
@@ -166,9 +166,9 @@ def test_uploads_never_touch_the_disk(client, monkeypatch):
     assert response.status_code == 200
 
 
-def test_beyond_capacity_is_503_with_retry_after(serve_bundle):
+def test_beyond_capacity_is_503_with_retry_after(trained_bundle):
     config = ServeConfig(max_pending=1, retry_after_s=7)
-    with TestClient(create_app(serve_bundle, config)) as busy:
+    with TestClient(create_app(trained_bundle, config)) as busy:
         admission = busy.app.state.service.admission
         with admission:  # one request in progress
             response = busy.post("/api/v1/predict", files=upload(("k.png", png_bytes(KNEE))))
@@ -178,9 +178,9 @@ def test_beyond_capacity_is_503_with_retry_after(serve_bundle):
         assert busy.post("/api/v1/predict", files=upload(("k.png", png_bytes(KNEE)))).is_success
 
 
-def test_concurrent_requests_share_model_batches(serve_bundle):
+def test_concurrent_requests_share_model_batches(trained_bundle):
     config = ServeConfig(batch_window_ms=300, max_batch=16)
-    with TestClient(create_app(serve_bundle, config)) as shared:
+    with TestClient(create_app(trained_bundle, config)) as shared:
         batcher = shared.app.state.service.batcher
         with ThreadPoolExecutor(8) as pool:
             responses = list(
@@ -207,8 +207,8 @@ def test_onnx_backend_agrees_with_torch(serve_exported, client):
     assert got == pytest.approx(want, abs=1e-4)
 
 
-def test_token_protects_everything_but_health_and_page(serve_bundle):
-    with TestClient(create_app(serve_bundle, ServeConfig(token=TOKEN))) as guarded:
+def test_token_protects_everything_but_health_and_page(trained_bundle):
+    with TestClient(create_app(trained_bundle, ServeConfig(token=TOKEN))) as guarded:
         assert guarded.get("/healthz").status_code == 200
         assert guarded.get("/").status_code == 200
         for path in ("/api/v1/model", "/openapi.json", "/docs"):
@@ -240,10 +240,10 @@ def test_beyond_loopback_needs_a_token(tmp_path, monkeypatch):
         read_token(tmp_path / "missing")
 
 
-def test_cli_refuses_to_listen_beyond_loopback_without_token(serve_bundle, monkeypatch):
+def test_cli_refuses_to_listen_beyond_loopback_without_token(trained_bundle, monkeypatch):
     monkeypatch.delenv("OSTEOSCAN_TOKEN", raising=False)
     done = subprocess.run(
-        [sys.executable, "-m", "osteoscan.cli", "serve", str(serve_bundle), "--host", "0.0.0.0"],
+        [sys.executable, "-m", "osteoscan.cli", "serve", str(trained_bundle), "--host", "0.0.0.0"],
         capture_output=True,
         text=True,
         timeout=120,
