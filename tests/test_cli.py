@@ -472,3 +472,20 @@ def test_forked_decoding_workers_are_stopped_not_hung(tmp_path, run_cli):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "no readable images of class osteoporosis" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["synth", "--out", "{tmp}/s", "--n", "3", "--seed", "-1"],
+        ["evaluate", "{tmp}/no-bundle", "--data", "{tmp}", "--bootstrap", "0"],
+        ["evaluate", "{tmp}/no-bundle", "--data", "{tmp}", "--seed", "-1"],
+    ],
+)
+def test_seed_and_bootstrap_outside_their_range_get_one_line(argv, tmp_path, capsys):
+    from osteoscan.cli import main
+
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("osteoscan: error:")
+    assert "--bootstrap" in err[0] or "seed" in err[0]

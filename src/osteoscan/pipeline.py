@@ -62,6 +62,7 @@ from osteoscan.models.weights import WeightsSource
 from osteoscan.roi.config import RoiConfig
 from osteoscan.roi.summary import SUMMARY_RULE, image_rows
 from osteoscan.training import FitResult, TrainConfig, fit_classifier
+from osteoscan.training.config import MAX_SEED
 from osteoscan.training.trainer import signals_as_errors
 
 log = logging.getLogger(__name__)
@@ -477,6 +478,12 @@ def evaluate(
     ``warnings`` says how many evaluation images are the same radiographs (by content) as images
     the bundle was trained or validated on.
     """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise BadConfigError(
+            f"bootstrap resamples {n_boot!r} (--bootstrap): use a whole number >= 1"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise BadConfigError(f"seed {seed!r} (--seed): use a whole number from 0 to {MAX_SEED}")
     loaded = bundle if isinstance(bundle, Bundle) else load_bundle(Path(bundle))
     cache_dir = check_writable_dir(cache_dir or default_cache_dir(), "--cache-dir")
     dataset = load_dataset(Path(data))

@@ -1,6 +1,7 @@
 """DDP with two CPU processes (gloo) must give a valid bundle, written once."""
 
 import json
+import math
 
 import pytest
 
@@ -18,7 +19,8 @@ def test_two_process_ddp_on_cpu_writes_one_valid_bundle(synth_dir, tmp_path, run
     assert "distributed_backend=gloo" in done.stderr and "MEMBER: 2/2" in done.stderr
     meta = json.loads((out / METADATA_FILE).read_text())
     assert meta["config"]["strategy"] == "ddp" and meta["config"]["devices"] == 2
-    assert 0.0 <= meta["validation_metrics"]["roc_auc"]["value"] <= 1.0
+    auc = meta["validation_metrics"]["roc_auc"]["value"]
+    assert isinstance(auc, float) and math.isfinite(auc)  # gathered over both ranks, not NaN
     bundle = load_bundle(out)
     assert bundle.class_names == ("normal", "osteoporosis")
     assert [p.name for p in tmp_path.iterdir()] == ["ddp"]

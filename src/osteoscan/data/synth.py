@@ -492,6 +492,8 @@ def make_synthetic_dataset(
         raise BadConfigError(f"synthetic dataset size n={n}: use at least 1 image")
     if image_size < 32:
         raise BadConfigError(f"synthetic image_size={image_size}: use at least 32 pixels")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise BadConfigError(f"synthetic seed={seed!r}: use a whole number from 0 to {2**32 - 1}")
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     plan = _plan(n, rng)
