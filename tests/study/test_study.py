@@ -60,6 +60,12 @@ def test_the_report_files_are_written_and_self_contained(full_study):
     assert "| cnn3 (reference) | scratch | 0.66 |" in markdown
     twin_row = next(line for line in markdown.splitlines() if line.startswith("| the same cnn3"))
     assert "| copy of cnn3 |" in twin_row  # its time was not spent again
+    header = next(line for line in markdown.splitlines() if line.startswith("| configuration"))
+    cnn3_row = next(line for line in markdown.splitlines() if line.startswith("| cnn3 "))
+    auc_sd = header.split(" | ").index("ROC AUC (mean ± sd over folds)")
+    cnn3 = next(r for r in results["configurations"] if r["name"] == "cnn3")
+    auc = cnn3["mean_sd"]["roc_auc"]["mean"]
+    assert cnn3_row.split(" | ")[auc_sd].startswith(f"{auc:.3f} ± ")  # not only the pooled AUC
     assert re.search(r"^- precision: \S+ \(units ran [\w-]+\)$", markdown, re.MULTILINE)
     rows = {r["name"]: r for r in results["configurations"]}
     assert rows["cnn3"]["units_done"] == rows["r18"]["units_done"] == 2

@@ -307,6 +307,7 @@ def _main_table(results: dict) -> tuple[list[str], list[list]]:
         "precision",
         "F1",
         "ROC AUC (pooled, 95% CI)",
+        "ROC AUC (mean ± sd over folds)",
         "McNemar p vs reference",
         "DeLong p vs reference",
         "time",
@@ -323,7 +324,7 @@ def _main_table(results: dict) -> tuple[list[str], list[list]]:
         )
         units = f"{r['units_done']}/{r['units_expected']}"
         if "pooled" not in r:
-            rows.append([name, mode, published, *["not run"] * 10, units])
+            rows.append([name, mode, published, *["not run"] * 11, units])
             continue
         pooled, cmp = r["pooled"], r["comparison"] or {}
         rows.append(
@@ -335,6 +336,7 @@ def _main_table(results: dict) -> tuple[list[str], list[list]]:
                 _mean_sd_text(r["mean_sd"]["accuracy"]),
                 *(_with_ci(pooled[m]) for m in ("sensitivity", "specificity", "precision", "f1")),
                 _with_ci(pooled["roc_auc"]),
+                _mean_sd_text(r["mean_sd"]["roc_auc"]),
                 _p(cmp.get("mcnemar_p")) if cmp else "-",
                 _p(cmp.get("delong_p")) if cmp else "-",
                 f"copy of {', '.join(r['same_computation_as'])}"
@@ -354,6 +356,7 @@ def _main_table(results: dict) -> tuple[list[str], list[list]]:
             "-",
             *(_with_ci(s["pooled"][m]) for m in ("sensitivity", "specificity", "precision", "f1")),
             _with_ci(s["pooled"]["roc_auc"]),
+            "-",
             _p(cmp.get("mcnemar_p")) if cmp else "-",
             _p(cmp.get("delong_p")) if cmp else "-",
             "-",
