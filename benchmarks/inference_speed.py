@@ -34,8 +34,9 @@ from osteoscan.data.pixels import CONTRACT_VERSION
 from osteoscan.inference.backends import OnnxBackend, TorchBackend
 from osteoscan.inference.export import INT8_TOLERANCE, export_net_onnx, quantize_int8
 from osteoscan.inference.predict import expand_paths
-from osteoscan.inference.preprocess import Preprocessor, softmax
+from osteoscan.inference.preprocess import Preprocessor
 from osteoscan.metadata import InputSpec
+from osteoscan.stats import softmax
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "knee-xray-372"
 BACKENDS = ("eager", "torch", "onnx", "onnx-int8")
