@@ -322,6 +322,11 @@ def write_bundle(
     val_pixels, val_targets = grouped.pixels[val_index], grouped.targets[val_index]
     val_probs = predict_proba(fitted.net, Normalise(spec.mean, spec.std), val_pixels)
     _check_finite(val_probs, "validation images", "training diverged: lower --lr and re-train")
+    if grouped.knees:  # knee crops: threshold and metrics per radiograph, as evaluate scores them
+        image_of = {}
+        ids = [image_of.setdefault(grouped.records[i].path, len(image_of)) for i in val_index]
+        rows = image_rows(val_probs, ids)
+        val_probs, val_targets = val_probs[rows], val_targets[rows]
     threshold = choose_threshold(val_targets, val_probs, config.threshold)
     validation = evaluate_predictions(
         val_targets, val_probs, class_names, threshold, seed=config.seed

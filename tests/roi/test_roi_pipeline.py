@@ -53,6 +53,9 @@ def test_the_bundle_stores_the_roi_and_both_knees_stay_on_one_side(roi_bundle, r
     assert len(splits) == len(meta.training.images)  # one entry per radiograph
     assert meta.training.n_train + meta.training.n_validation > len(splits)  # crops > images
     assert any("blank.png" in skipped for skipped in meta.training.skipped_files)
+    # the validation metrics and threshold are per radiograph, as evaluate scores them
+    validation = [i for i in meta.training.images if i.split == "validation"]
+    assert meta.validation_metrics["n"] == len(validation) < meta.training.n_validation
 
 
 def test_evaluate_crops_unasked_and_scores_each_radiograph_once(roi_bundle, mixed_views):

@@ -72,8 +72,12 @@ def test_a_missing_file_names_it(tmp_path):
 
 def test_the_packaged_transfer_study_is_picked_by_name():
     study = load_study_config("transfer")
-    arms = {(c.model, c.mode) for c in study.configurations}
-    assert arms == {
+    arms = [(c.model, c.mode, c.roi) for c in study.configurations]
+    assert len(arms) == len(set(arms)) == 8
+    assert {(m, mode) for m, mode, roi in arms if roi == "knee"} == {
+        (m, mode) for m, mode, roi in arms if roi == "none"
+    }
+    assert {(m, mode) for m, mode, _ in arms} == {
         ("efficientnet_lite0", "finetune"),
         ("efficientnet_lite0", "frozen"),
         ("efficientnet_lite0", "scratch"),
@@ -81,5 +85,7 @@ def test_the_packaged_transfer_study_is_picked_by_name():
     }
     assert study.get(study.reference).mode == "finetune"
     assert study.training.image_size == 224
+    quick = study.settings_for(study.get(study.reference), quick=True)
+    assert quick.image_size == 224 and quick.epochs < study.training.epochs
     with pytest.raises(BadConfigError, match="transfer"):
         load_study_config("no-such-study.yaml")

@@ -21,11 +21,6 @@ PACKAGED_STUDIES = {"default": DEFAULT_CONFIG_NAME, "transfer": "transfer_study.
 THRESHOLD_RULE = "youden"
 NO_PRETRAINED = "no ImageNet weights (--no-pretrained): trained from random initialisation"
 QUICK = "quick CPU setting (--quick)"
-ROI_NOT_PREPARED = (
-    "configuration(s) {names}: 'roi: knee' is read, but the study runner does not prepare knee "
-    "crops yet (its folds are over whole images); train one with 'osteoscan train --roi knee', "
-    "or drop the key"
-)
 
 
 def default_config_path() -> Path:

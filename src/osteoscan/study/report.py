@@ -19,7 +19,7 @@ from osteoscan.evaluation import evaluate_predictions
 from osteoscan.evaluation.compare import delong, mcnemar
 from osteoscan.files import atomic_write, atomic_write_json
 from osteoscan.htmlpage import SCREENING_NOTICE, matplotlib_figure, page, table
-from osteoscan.stats import DEFAULT_BOOTSTRAP
+from osteoscan.stats import DEFAULT_BOOTSTRAP, roc_auc
 from osteoscan.study.units import STUDY_FILE, format_duration, load_units
 
 log = logging.getLogger(__name__)
@@ -198,11 +198,13 @@ def compute_results(study: dict, units: dict[str, dict], n_boot: int = DEFAULT_B
                 "comparison": None
                 if c["name"] == reference or not ref_units
                 else _compare(targets, probs, decisions, ref_probs, ref_decisions),
+                "images_without_knee": sum(u.get("n_test_images_without_knee", 0) for u in done),
             }
             row["weights"] = [{"file": f, "sha256": h} for f, h in row["weights"]]
         rows.append(row)
     return {
         "data": study["data"],
+        "roi_comparisons": _roi_comparisons(study, by_config, index, targets),
         "manifest_sha256": study["manifest_sha256"],
         "summary": study["summary"],
         "reference": reference,
@@ -221,6 +223,74 @@ def compute_results(study: dict, units: dict[str, dict], n_boot: int = DEFAULT_B
         ],
         "screening_notice": SCREENING_NOTICE,
     }
+
+
+# a knee-ROI configuration's whole-image twin: the same in every one of these, without the ROI
+TWIN_FIELDS = (
+    "model",
+    "requested_mode",
+    "mode",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "patience",
+    "val_fraction",
+    "augment",
+)
+
+
+def _twin(c: dict, configurations: list[dict]) -> dict | None:
+    """The whole-image configuration that differs from knee-ROI configuration ``c`` only by it."""
+    return next(
+        (
+            t
+            for t in configurations
+            if t.get("roi") is None and all(t[k] == c[k] for k in TWIN_FIELDS)
+        ),
+        None,
+    )
+
+
+def _roi_comparisons(
+    study: dict, by_config: dict[str, list[dict]], index: dict[str, int], targets: np.ndarray
+) -> list[dict]:
+    """Each knee-ROI configuration against its whole-image twin, paired on the images both
+    scored (the same folds): AUC of each on those images, DeLong and McNemar."""
+    out = []
+    n = len(targets)
+    configurations = study["configurations"]
+    for c in configurations:
+        if c.get("roi") is None or not by_config.get(c["name"]):
+            continue
+        twin = _twin(c, configurations)
+        if twin is None or not by_config.get(twin["name"]):
+            continue
+        probs, decisions = _oof(by_config[c["name"]], index, n)
+        twin_probs, twin_decisions = _oof(by_config[twin["name"]], index, n)
+        both = ~np.isnan(probs) & ~np.isnan(twin_probs)
+        y = targets[both]
+        entry = {
+            "roi": c["name"],
+            "roi_title": c["title"],
+            "whole": twin["name"],
+            "whole_title": twin["title"],
+            "roc_auc_roi": _auc(y, probs[both]),
+            "roc_auc_whole": _auc(y, twin_probs[both]),
+            "accuracy_roi": round(float(np.mean(decisions[both] == y)), 6) if y.size else None,
+            "accuracy_whole": round(float(np.mean(twin_decisions[both] == y)), 6)
+            if y.size
+            else None,
+        }
+        entry |= _compare(targets, probs, decisions, twin_probs, twin_decisions)
+        out.append(entry)
+    return out
+
+
+def _auc(targets: np.ndarray, probs: np.ndarray) -> float | None:
+    if len(set(targets.tolist())) < 2:
+        return None
+    return round(float(roc_auc(targets, probs)), 6)
 
 
 def _shortcut_row(study, targets, ref_probs, ref_decisions, n_boot, seed) -> dict:
@@ -247,13 +317,22 @@ def _externals(study: dict, by_config: dict[str, list[dict]], n_boot: int, seed:
             done = [u for u in by_config.get(c["name"], []) if name in u["external_probabilities"]]
             row = {"name": c["name"], "title": c["title"], "fold_models": len(done)}
             if done and len(targets):
-                probs = np.mean([u["external_probabilities"][name] for u in done], axis=0)
-                thresholds = [_threshold_of(u) for u in done]
-                threshold = float(np.mean(thresholds))
+                # null: a knee-ROI model found no knee on that image; it is not scored
+                each = np.asarray(
+                    [
+                        [np.nan if p is None else p for p in u["external_probabilities"][name]]
+                        for u in done
+                    ],
+                    dtype=float,
+                )
+                scored = ~np.isnan(each).any(axis=0)
+                probs = each[:, scored].mean(axis=0)
+                threshold = float(np.mean([_threshold_of(u) for u in done]))
                 decisions = (probs >= threshold).astype(float)
                 row |= {
                     "threshold": round(threshold, 6),
-                    "metrics": _pooled(targets, probs, decisions, n_boot, seed),
+                    "n_scored": int(scored.sum()),
+                    "metrics": _pooled(targets[scored], probs, decisions, n_boot, seed),
                 }
             rows.append(row)
         out[name] = {
@@ -379,6 +458,12 @@ def _notices(results: dict) -> list[str]:
                 f"{r['title']} runs exactly as {', '.join(r['same_computation_as'])} here, so "
                 "its units are copies of that computation (same numbers, time not spent twice)."
             )
+    for r in results["configurations"]:
+        if r.get("images_without_knee"):
+            notices.append(
+                f"{r['title']}: no knee was found on {r['images_without_knee']} test image(s); "
+                f"they are not scored ({r['n_pooled']} images scored)."
+            )
     if results["missing_units"]:
         notices.append(
             f"{len(results['missing_units'])} unit(s) not finished yet, left out of every number: "
@@ -387,15 +472,63 @@ def _notices(results: dict) -> list[str]:
     return notices
 
 
+ROI_TABLE_CAPTION = (
+    "Each knee-ROI configuration against its whole-image twin on the same folds, paired on the "
+    "images both scored: ROC AUC and accuracy of each on those images, DeLong and McNemar p."
+)
+
+
+def _roi_table(results: dict) -> tuple[list[str], list[list]] | None:
+    comparisons = results.get("roi_comparisons") or []
+    if not comparisons:
+        return None
+    headers = [
+        "knee ROI",
+        "whole image",
+        "images paired",
+        "ROC AUC ROI",
+        "ROC AUC whole",
+        "accuracy ROI",
+        "accuracy whole",
+        "DeLong p",
+        "McNemar p",
+    ]
+    rows = [
+        [
+            c["roi_title"],
+            c["whole_title"],
+            c["n_paired"],
+            _fmt(c["roc_auc_roi"]),
+            _fmt(c["roc_auc_whole"]),
+            _fmt(c["accuracy_roi"]),
+            _fmt(c["accuracy_whole"]),
+            _p(c["delong_p"]),
+            _p(c["mcnemar_p"]),
+        ]
+        for c in comparisons
+    ]
+    return headers, rows
+
+
 def _external_tables(results: dict) -> list[tuple[str, list[str], list[str], list[list]]]:
     """(external name, preamble lines, headers, rows) per external set."""
     out = []
     for name, ext in results["externals"].items():
         removed = ext["removed_as_duplicates_of_study_images"]
+        unscored = [
+            f"{r['title']} {ext['n'] - r['n_scored']}"
+            for r in ext["configurations"]
+            if r.get("n_scored", ext["n"]) < ext["n"]
+        ]
         preamble = [
             f"{len(removed)} image(s) of {ext['source']} duplicate study images and were removed"
             + (": " + ", ".join(removed) if removed else "."),
             f"{ext['n']} images scored. Rule: {ext['rule']}.",
+            *(
+                ["Not scored because no knee was found: " + ", ".join(unscored) + "."]
+                if unscored
+                else []
+            ),
         ]
         headers = ["configuration", "fold models", "threshold", *METRICS]
         rows = []
@@ -465,6 +598,9 @@ def render_markdown(results: dict) -> str:
     lines += [f"> **Notice:** {n}" for n in _notices(results)]
     lines += ["", "## Data and audit", "", *[f"- {x}" for x in _summary_lines(results)], ""]
     lines += ["## Results (out-of-fold)", "", *md_table(*_main_table(results)), ""]
+    roi = _roi_table(results)
+    if roi:
+        lines += ["## Knee ROI vs whole image", "", ROI_TABLE_CAPTION, "", *md_table(*roi), ""]
     for name, preamble, headers, rows in _external_tables(results):
         lines += [
             f"## External validation: {name}",
@@ -500,6 +636,9 @@ def render_html(results: dict) -> str:
         ),
         "</div>",
     ]
+    roi = _roi_table(results)
+    if roi:
+        body += ["<h2>Knee ROI vs whole image</h2>", table(*roi, ROI_TABLE_CAPTION)]
     body += _figures(results)
     for name, preamble, ext_headers, ext_rows in _external_tables(results):
         body += [f"<h2>External validation: {escape(name)}</h2>"]

@@ -30,11 +30,12 @@ from osteoscan.files import atomic_write_json, check_writable_dir
 from osteoscan.models import get_spec
 from osteoscan.pipeline import GroupedSet, choose_threshold, fit_split, prepare_grouped
 from osteoscan.pipeline import versions as pipeline_versions
+from osteoscan.roi.config import RoiConfig
+from osteoscan.roi.summary import image_rows
 from osteoscan.stats import DEFAULT_BOOTSTRAP
 from osteoscan.study.config import (
     NO_PRETRAINED,
     QUICK,
-    ROI_NOT_PREPARED,
     StudyConfig,
     load_study_config,
 )
@@ -109,6 +110,7 @@ class ResolvedConfiguration:
             "patience": self.train.patience,
             "val_fraction": self.train.val_fraction,
             "augment": self.train.augment,
+            "roi": None if self.train.roi is None else self.train.roi.to_dict(),
             "weights_needed": self.weights.weights,
             "weights_path": self.weights.path,
             "weights_present": self.weights.present,
@@ -275,13 +277,69 @@ def environment(train: TrainConfig) -> dict:
     }
 
 
+Setting = tuple[int, RoiConfig | None]  # how samples are decoded: image size, knee ROI or none
+
+
+def _setting(train: TrainConfig) -> Setting:
+    return (train.image_size, train.roi)
+
+
+@dataclass(frozen=True)
+class _Samples:
+    """The samples of one decode setting and, for each, the index of its radiograph among the
+    study's images: a whole-image sample is its image; the crops of one radiograph share it."""
+
+    grouped: GroupedSet
+    image_of: np.ndarray
+
+    @classmethod
+    def of(cls, grouped: GroupedSet, image_index: dict[str, int]) -> _Samples:
+        """``grouped``'s samples whose image is in ``image_index`` (path -> index); others (an
+        image dropped from the whole-image set) are left out."""
+        kept = [s for s, r in enumerate(grouped.records) if str(r.path) in image_index]
+        if len(kept) < len(grouped.records):
+            grouped = _subset(grouped, np.asarray(kept, dtype=np.int64))
+        images = [image_index[str(r.path)] for r in grouped.records]
+        return cls(grouped, np.asarray(images, dtype=np.int64))
+
+    def of_images(self, images: Sequence[int]) -> np.ndarray:
+        """Sample indices of ``images``, image by image in the order given (a radiograph with
+        no knee found has none)."""
+        members: dict[int, list[int]] = {}
+        for sample, image in enumerate(self.image_of.tolist()):
+            members.setdefault(image, []).append(sample)
+        return np.asarray([s for i in images for s in members.get(int(i), ())], dtype=np.int64)
+
+    def per_image(self, probs: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(image indices, their probabilities) from ``probs`` of ``samples``: one row per
+        radiograph, its most abnormal knee (:mod:`osteoscan.roi.summary`) when it has several."""
+        ids = self.image_of[samples]
+        rows = image_rows(probs, ids) if len(ids) else np.zeros(0, dtype=np.int64)
+        return ids[rows], probs[rows]
+
+
+def _subset(grouped: GroupedSet, keep: np.ndarray) -> GroupedSet:
+    return replace(
+        grouped,
+        records=[grouped.records[i] for i in keep],
+        targets=grouped.targets[keep],
+        pixels=grouped.pixels[keep],
+        group_ids=grouped.group_ids[keep],
+        pixel_hashes=tuple(grouped.pixel_hashes[i] for i in keep) if grouped.pixel_hashes else (),
+        knees=tuple(grouped.knees[i] for i in keep) if grouped.knees else (),
+    )
+
+
 @dataclass
 class _Data:
-    """The study data at each image size, the folds, and the external sets."""
+    """The study's radiographs (whole images: folds, groups and study.json are over them), the
+    samples of each decode setting, the folds, and the external sets likewise."""
 
-    by_size: dict[int, GroupedSet]
+    images: GroupedSet
+    sets: dict[Setting, _Samples]
     folds: list[Fold]
-    externals: dict[str, dict[int, GroupedSet]]
+    external_images: dict[str, GroupedSet]
+    externals: dict[str, dict[Setting, _Samples]]
     external_kept: dict[str, list[int]]
 
 
@@ -389,27 +447,64 @@ def _base_train(options: RunOptions, image_size: int) -> TrainConfig:
 
 
 def _prepare(data: Path, options: RunOptions, plan: StudyPlan) -> _Data:
-    cropped = [c.name for c in plan.configurations if c.train.roi is not None]
-    if cropped:
-        raise BadConfigError(ROI_NOT_PREPARED.format(names=", ".join(cropped)))
-    sizes = sorted({c.train.image_size for c in plan.configurations})
-    by_size = {s: prepare_grouped(data, _base_train(options, s)) for s in sizes}
-    first = by_size[sizes[0]]
-    paths = [r.path for r in first.records]
-    for size, grouped in by_size.items():
+    settings = sorted({_setting(c.train) for c in plan.configurations}, key=_setting_order)
+    sizes = sorted({size for size, _ in settings})
+    whole = {s: prepare_grouped(data, _base_train(options, s)) for s in sizes}
+    images = whole[sizes[0]]
+    paths = [r.path for r in images.records]
+    for size, grouped in whole.items():
         if [r.path for r in grouped.records] != paths:
             raise BadManifestError(
                 f"{data}: the images that decode differ between {sizes[0]} and {size} px; "
                 "use one image_size for every configuration or remove the failing files"
             )
     study = options.config
-    folds = make_folds(first.targets, first.group_ids, study.folds, study.repeats, study.seed)
-    externals, kept = {}, {}
+    folds = make_folds(images.targets, images.group_ids, study.folds, study.repeats, study.seed)
+    sets = _sets(data, options, settings, whole, images)
+    external_images, externals, kept = {}, {}, {}
     for source in options.externals:
         name = _external_name(source, externals)
-        externals[name] = {s: prepare_grouped(source, _base_train(options, s)) for s in sizes}
-        kept[name] = _external_without_overlap(paths, externals[name][sizes[0]], first.cache_dir)
-    return _Data(by_size, folds, externals, kept)
+        ext_whole = {s: prepare_grouped(source, _base_train(options, s)) for s in sizes}
+        external_images[name] = ext_whole[sizes[0]]
+        externals[name] = _sets(source, options, settings, ext_whole, external_images[name])
+        kept[name] = _external_without_overlap(paths, external_images[name], images.cache_dir)
+    return _Data(images, sets, folds, external_images, externals, kept)
+
+
+def _setting_order(setting: Setting) -> tuple:
+    size, roi = setting
+    return (roi is not None, size, repr(roi))
+
+
+def _sets(
+    data: Path,
+    options: RunOptions,
+    settings: Sequence[Setting],
+    whole: dict[int, GroupedSet],
+    images: GroupedSet,
+) -> dict[Setting, _Samples]:
+    """The samples of every setting, each mapped onto ``images``; crops are decoded (and their
+    knees found) once per setting and cached like whole images."""
+    index = {str(r.path): i for i, r in enumerate(images.records)}
+    sets = {}
+    for size, roi in settings:
+        grouped = (
+            whole[size]
+            if roi is None
+            else prepare_grouped(data, replace(_base_train(options, size), roi=roi))
+        )
+        sets[(size, roi)] = _Samples.of(grouped, index)
+        if roi is not None:
+            found = len(set(sets[(size, roi)].image_of.tolist()))
+            log.info(
+                "knee ROI at %d px: %d crop(s) from %d of %d image(s) of %s",
+                size,
+                len(grouped.records),
+                found,
+                len(images.records),
+                data,
+            )
+    return sets
 
 
 def _external_name(source: Path, taken: dict) -> str:
@@ -439,7 +534,7 @@ def _external_without_overlap(
 
 def _unit_key(planned: PlannedUnit, prepared: _Data) -> str:
     c, unit = planned.configuration, planned.unit
-    grouped = prepared.by_size[c.train.image_size]
+    images = prepared.images
     fold = _fold_of(prepared, unit)
     identity = {
         "model": c.model,
@@ -465,9 +560,11 @@ def _unit_key(planned: PlannedUnit, prepared: _Data) -> str:
             )
         }
         | {"augment_config": str(c.train.augment_config)},
-        "data": grouped.dataset.manifest_hash(),
-        "test": [str(grouped.records[i].path) for i in fold.test_index],
+        "data": images.dataset.manifest_hash(),
+        "test": [str(images.records[i].path) for i in fold.test_index],
     }
+    if c.train.roi is not None:  # whole-image units keep the keys they had before ROI existed
+        identity["roi"] = c.train.roi.to_dict()
     return unit_key(identity)
 
 
@@ -477,7 +574,7 @@ def _fold_of(prepared: _Data, unit: Unit) -> Fold:
 
 def _with_estimates(plan: StudyPlan, prepared: _Data) -> StudyPlan:
     timings = {}
-    n = len(next(iter(prepared.by_size.values())).records)
+    n = len(prepared.images.records)
     n_ext = sum(len(k) for k in prepared.external_kept.values())
     updated = []
     for planned in plan.units:
@@ -516,21 +613,28 @@ def _run_unit(
 ) -> dict | None:
     c, unit = planned.configuration, planned.unit
     train = c.train
-    grouped = prepared.by_size[train.image_size]
+    images = prepared.images
+    samples = prepared.sets[_setting(train)]
+    grouped = samples.grouped
     fold = _fold_of(prepared, unit)
-    fit_index, val_index = inner_split(
-        grouped.targets, grouped.group_ids, fold.train_index, train.val_fraction, train.seed
+    # the inner split is over radiographs, so a configuration and its knee-ROI twin stop early
+    # on the same images; a radiograph's crops all fall on its side
+    fit_images, val_images = inner_split(
+        images.targets, images.group_ids, fold.train_index, train.val_fraction, train.seed
     )
+    fit_index, val_index = samples.of_images(fit_images), samples.of_images(val_images)
+    test_index = samples.of_images(fold.test_index)
     staging = out / STAGING_DIR / unit.id
     shutil.rmtree(staging, ignore_errors=True)
     log.info(
-        "unit %s: training %s (%s) on %d images, early stopping on %d, testing on %d",
+        "unit %s: training %s (%s) on %d %s, early stopping on %d, testing on %d",
         unit.id,
         c.model,
         c.mode,
         len(fit_index),
+        "images" if train.roi is None else "knee crops",
         len(val_index),
-        len(fold.test_index),
+        len(test_index),
     )
     start, cpu_start = time.perf_counter(), time.process_time()
     fitted = fit_split(grouped, fit_index, val_index, train, staging)
@@ -540,16 +644,21 @@ def _run_unit(
 
     normaliser = Normalise(fitted.spec.mean, fitted.spec.std)
 
-    def predict(pixels: np.ndarray) -> np.ndarray:
-        return predict_proba(fitted.net, normaliser, pixels, train.batch_size)
+    def per_image(of: _Samples, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs = predict_proba(fitted.net, normaliser, of.grouped.pixels[index], train.batch_size)
+        return of.per_image(probs, index)
 
-    val_probs = predict(grouped.pixels[val_index])
-    threshold = choose_threshold(grouped.targets[val_index], val_probs, train.threshold)
-    test_probs = predict(grouped.pixels[fold.test_index])
-    external = {
-        name: _rounded(predict(sets[train.image_size].pixels[prepared.external_kept[name]])[:, 1])
-        for name, sets in prepared.externals.items()
-    }
+    val_ids, val_probs = per_image(samples, val_index)
+    threshold = choose_threshold(images.targets[val_ids], val_probs, train.threshold)
+    test_ids, test_probs = per_image(samples, test_index)
+    external = {}
+    for name, sets in prepared.externals.items():
+        kept = prepared.external_kept[name]
+        of = sets[_setting(train)]
+        ids, probs = per_image(of, of.of_images(kept))
+        by_image = dict(zip(ids.tolist(), probs[:, 1], strict=True))
+        # a kept external image without a knee found has no probability (null)
+        external[name] = [None if i not in by_image else round(float(by_image[i]), 6) for i in kept]
     source = fitted.weights_source
     result = {
         "unit": unit.id,
@@ -560,13 +669,14 @@ def _run_unit(
         "model": c.model,
         "mode": c.mode,
         "changes": list(c.changes),
-        "test_paths": [str(grouped.records[i].path) for i in fold.test_index],
-        "test_targets": grouped.targets[fold.test_index].tolist(),
+        "test_paths": [str(images.records[i].path) for i in test_ids],
+        "test_targets": images.targets[test_ids].tolist(),
         "test_probabilities": _rounded(test_probs[:, 1]),
         "threshold": threshold,
         "threshold_rule": options.config.threshold_rule(),
         "n_fit": len(fit_index),
         "n_validation": len(val_index),
+        "n_test_images_without_knee": len(fold.test_index) - len(test_ids),
         "fit": {
             "best_epoch": fitted.fit.best_epoch,
             "best_val_auc": fitted.fit.best_val_auc,
@@ -630,7 +740,7 @@ def _write_study_file(
     out: Path, data: Path, options: RunOptions, plan: StudyPlan, prepared: _Data
 ) -> None:
     """Everything about the study that is not one unit, written before any training."""
-    first = next(iter(prepared.by_size.values()))
+    first = prepared.images
     targets = first.targets
     table = fold_table(prepared.folds, len(targets))
     class_names = list(options.train.task.class_names)
@@ -648,8 +758,7 @@ def _write_study_file(
         for r, t, g, folds in zip(first.records, targets, first.group_ids, table, strict=True)
     ]
     externals = {}
-    for name, sets in prepared.externals.items():
-        grouped = next(iter(sets.values()))
+    for name, grouped in prepared.external_images.items():
         kept = prepared.external_kept[name]
         removed = sorted(set(range(len(grouped.records))) - set(kept))
         externals[name] = {
