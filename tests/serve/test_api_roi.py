@@ -11,9 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from osteoscan.errors import BadImageError
+from osteoscan.inference.bundle_io import read_metadata
 from osteoscan.inference.predict import predict
+from osteoscan.inference.preprocess import Preprocessor
 from osteoscan.roi import SUMMARY_RULE
 from osteoscan.serve import create_app
+from tests.data.conftest import write_dicom
 from tests.serve.conftest import png_bytes
 
 
@@ -90,3 +94,24 @@ def test_the_openapi_document_describes_the_knee_rows(roi_client):
     assert file_result["knees"]["items"]["$ref"].endswith("/KneeResult")
     assert {"summary_knee", "width", "height"} <= set(file_result)
     assert "summary_rule" in schemas["PredictResponse"]["properties"]
+
+
+def test_a_dicom_upload_is_cropped_with_its_pixel_spacing(
+    roi_client, roi_serve_bundle, bilateral_phantom, tmp_path
+):
+    path, joints = bilateral_phantom
+    pixels = np.asarray(Image.open(path))
+    meta = read_metadata(roi_serve_bundle)
+    library = Preprocessor(meta.input, roi=meta.roi)
+    plausible = 85.0 / joints[0].width  # mm per pixel: an 85 mm joint
+    dicom = write_dicom(tmp_path / "k.dcm", pixels, PixelSpacing=[plausible, plausible])
+    (result,) = _post(roi_client, "k.dcm", dicom.read_bytes()).json()["results"]
+    boxes = [v for c in library.load(dicom).crops for v in (c.left, c.top, c.side)]
+    got = [k["box"][key] for k in result["knees"] for key in ("left", "top", "side")]
+    assert len(got) == 6 and got == pytest.approx(boxes)
+    # at 20 mm a pixel the joints would be metres wide: no knee, on the server as in the library
+    implausible = write_dicom(tmp_path / "far.dcm", pixels, PixelSpacing=[20.0, 20.0])
+    with pytest.raises(BadImageError, match="no knee found"):
+        library.load(implausible)
+    response = _post(roi_client, "far.dcm", implausible.read_bytes())
+    assert response.status_code == 422 and "no knee found" in response.json()["detail"]
