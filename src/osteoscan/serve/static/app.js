@@ -6,7 +6,6 @@
 // kept in sessionStorage: for this tab, never in a URL.
 
 const TOKEN_KEY = "osteoscan-token";
-const SVG = "http://www.w3.org/2000/svg";
 const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", model: null };
 
 function headers() {
@@ -84,13 +83,13 @@ function drawBoxes(card, result) {
   const fontSize = Math.max(result.width, result.height) / 22;
   for (const knee of result.knees) {
     const summary = knee.knee === result.summary_knee;
-    const rect = document.createElementNS(SVG, "rect");
+    const rect = document.createElementNS(svg.namespaceURI, "rect");
     rect.setAttribute("x", knee.box.left);
     rect.setAttribute("y", knee.box.top);
     rect.setAttribute("width", knee.box.side);
     rect.setAttribute("height", knee.box.side);
     rect.classList.toggle("summary", summary);
-    const label = document.createElementNS(SVG, "text");
+    const label = document.createElementNS(svg.namespaceURI, "text");
     label.setAttribute("x", Math.max(0, knee.box.left) + fontSize * 0.3);
     label.setAttribute("y", Math.max(0, knee.box.top) + fontSize * 1.1);
     label.setAttribute("font-size", fontSize);
