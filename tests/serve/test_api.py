@@ -42,6 +42,7 @@ def test_health_and_model_info(client, trained_bundle):
     assert info["operating_threshold"] == pytest.approx(meta.operating_threshold)
     assert info["version"] == meta.weights_sha256[:12]
     assert info["explain"] is True
+    assert info["roi"] is None  # this bundle reads the whole image
     assert "not a diagnosis" in info["notice"]
     assert info["metadata"]["weights_sha256"] == meta.weights_sha256
 
@@ -57,6 +58,8 @@ def test_predict_matches_the_library(client, trained_bundle, phantom):
     assert result["prediction"] == expected.prediction
     assert result["threshold"] == pytest.approx(expected.threshold)
     assert result["heatmap_png"] is None and result["image_png"] is None
+    assert result["knees"] == [] and result["summary_knee"] is None and body["summary_rule"] is None
+    assert (result["width"], result["height"]) == Image.open(phantom).size
     assert body["model"] == "cnn3" and "screening aid" in body["notice"]
 
 

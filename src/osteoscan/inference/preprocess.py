@@ -94,7 +94,9 @@ class Preprocessor:
     def load_bytes(self, data: bytes, name: str) -> PreparedImage:
         """Decode and letterbox an image held in memory (an upload; nothing touches the disk);
         ``name`` is used in messages. Raises BadImageError."""
-        return self.from_pixels(read_image_bytes(data, name, self.max_pixels), source=name)
+        original = read_image_bytes(data, name, self.max_pixels)
+        spacing = pixel_spacing(data) if self.roi is not None else None
+        return self.from_pixels(original, spacing, source=name)
 
     def from_pixels(
         self,

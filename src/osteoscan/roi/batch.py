@@ -24,16 +24,23 @@ SUMMARY_FILE = "roi.json"
 CROPS_DIR = "crops"
 
 
-def pixel_spacing(path: Path) -> tuple[float, float] | None:
-    """DICOM PixelSpacing (row, column mm) of ``path``, or None (not DICOM, or not stated)."""
-    if Path(path).suffix.lower() not in DICOM_SUFFIXES:
-        with open(path, "rb") as handle:
-            if handle.read(132)[128:132] != b"DICM":
-                return None
+def pixel_spacing(path: Path | bytes) -> tuple[float, float] | None:
+    """DICOM PixelSpacing (row, column mm) of ``path`` (or of a file's bytes, an upload), or
+    None (not DICOM, or not stated)."""
+    if isinstance(path, bytes):
+        if path[128:132] != b"DICM":
+            return None
+        source = io.BytesIO(path)
+    else:
+        source = path
+        if Path(path).suffix.lower() not in DICOM_SUFFIXES:
+            with open(path, "rb") as handle:
+                if handle.read(132)[128:132] != b"DICM":
+                    return None
     import pydicom
 
     try:
-        dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        dataset = pydicom.dcmread(source, stop_before_pixels=True)
     except Exception:  # noqa: BLE001 - read_image reports unreadable files with the reason
         return None
     spacing = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")

@@ -29,6 +29,7 @@ from osteoscan.errors import BadImageError, OsteoscanError
 from osteoscan.htmlpage import SCREENING_NOTICE
 from osteoscan.inference.predict import decide, open_predictor
 from osteoscan.inference.preprocess import PreparedImage, Preprocessor
+from osteoscan.roi import SUMMARY_RULE, Crop, most_abnormal
 from osteoscan.serve.batching import MicroBatcher
 from osteoscan.serve.config import ServeConfig
 from osteoscan.serve.limits import (
@@ -52,14 +53,47 @@ PAGE_CSP = (
 MAX_NAME = 200
 
 
+class KneeBox(BaseModel):
+    """A knee's square crop in source pixels (it may reach past the image's edges)."""
+
+    left: float = Field(description="x of the square's left edge, source pixels")
+    top: float = Field(description="y of the square's top edge, source pixels")
+    side: float = Field(description="the square's side, source pixels")
+
+
+class KneeResult(BaseModel):
+    knee: str = Field(
+        description="'right' / 'left' (the patient's side) when the localiser can tell, else "
+        "'knee 1' / 'knee 2' (image left to right), or 'knee' for a single knee"
+    )
+    probability: float = Field(description="calibrated probability of osteoporosis, this knee")
+    prediction: str = Field(description="this knee's decision at the operating threshold")
+    box: KneeBox
+    mirrored: bool = Field(description="the crop was flipped left-right before the model saw it")
+
+
 class FileResult(BaseModel):
     filename: str
-    probability: float = Field(description="calibrated probability of osteoporosis")
+    probability: float = Field(
+        description="calibrated probability of osteoporosis (knee-ROI bundle: of summary_knee)"
+    )
     prediction: str = Field(description="the decision at the bundle's operating threshold")
     threshold: float | None = Field(description="the operating threshold (binary task)")
+    width: int = Field(description="the image's width in source pixels (the boxes' frame)")
+    height: int = Field(description="the image's height in source pixels")
+    knees: list[KneeResult] = Field(
+        default_factory=list,
+        description="knee-ROI bundle: one result per knee found, image left to right; empty "
+        "for a bundle that reads the whole image",
+    )
+    summary_knee: str | None = Field(
+        None, description="knee-ROI bundle: the knee whose result is the image-level one"
+    )
     image_png: str | None = Field(None, description="the image as read, base64 PNG (explain)")
     heatmap_png: str | None = Field(
-        None, description="Grad-CAM for osteoporosis, RGBA base64 PNG to lay over image_png"
+        None,
+        description="Grad-CAM for osteoporosis, RGBA base64 PNG to lay over image_png (knee-ROI "
+        "bundle: each knee's map pasted back onto the radiograph)",
     )
 
 
@@ -67,6 +101,9 @@ class PredictResponse(BaseModel):
     model: str
     version: str
     notice: str
+    summary_rule: str | None = Field(
+        None, description="knee-ROI bundle: how the image-level result is chosen from its knees"
+    )
     results: list[FileResult]
 
 
@@ -79,6 +116,9 @@ class ModelInfo(BaseModel):
     class_names: list[str]
     operating_threshold: float | None
     image_size: int
+    roi: dict[str, Any] | None = Field(
+        description="knee-ROI settings when the model reads one crop per knee, else null"
+    )
     explain: bool = Field(description="whether explain=true is available (needs PyTorch)")
     notice: str
     metadata: dict[str, Any]
@@ -137,7 +177,7 @@ class Service:
         self.config = config
         self.predictor = open_predictor(bundle_dir, config.backend, config.threads)
         self.metadata = self.predictor.metadata
-        self.preprocessor = Preprocessor(self.metadata.input, config.max_pixels)
+        self.preprocessor = Preprocessor(self.metadata.input, config.max_pixels, self.metadata.roi)
         self.batcher = MicroBatcher(
             self.predictor.probabilities, config.max_batch, config.batch_window_ms / 1000
         )
@@ -180,6 +220,7 @@ class Service:
             class_names=list(meta.class_names),
             operating_threshold=meta.operating_threshold,
             image_size=meta.input.image_size,
+            roi=None if meta.roi is None else meta.roi.to_dict(),
             explain=self.explainer is not None,
             notice=SCREENING_NOTICE,
             metadata=meta.to_dict(),
@@ -207,6 +248,41 @@ class Service:
         side = self.config.display_max_side
         return radiograph_png(image.original, side), heatmap_png(heat.cam, side)
 
+    def _result(
+        self,
+        name: str,
+        probs: np.ndarray,
+        crops: tuple[Crop, ...],
+        shape: tuple[int, ...],
+        pictures: tuple[str | None, str | None],
+    ) -> FileResult:
+        """One file's result from its probabilities: the whole image's, or one row per knee
+        crop, the most abnormal knee's speaking for the image (as in ``predict``)."""
+        meta, positive = self.metadata, self.predictor.positive_index
+        chosen = most_abnormal(probs) if crops else 0
+        knees = [  # none for a whole-image bundle, whose one row is the image's
+            KneeResult(
+                knee=crop.name,
+                probability=float(p[positive]),
+                prediction=decide(meta, p),
+                box=KneeBox(left=crop.left, top=crop.top, side=crop.side),
+                mirrored=crop.mirrored,
+            )
+            for crop, p in zip(crops, probs[: len(crops)], strict=True)
+        ]
+        return FileResult(
+            filename=name,
+            probability=float(probs[chosen][positive]),
+            prediction=decide(meta, probs[chosen]),
+            threshold=meta.operating_threshold,
+            width=int(shape[1]),
+            height=int(shape[0]),
+            knees=knees,
+            summary_knee=crops[chosen].name if crops else None,
+            image_png=pictures[0],
+            heatmap_png=pictures[1],
+        )
+
     async def predict(self, request: Request, explain: bool) -> PredictResponse:
         config = self.config
         with self.admission:
@@ -218,28 +294,27 @@ class Service:
             del uploads
             images = await asyncio.gather(*map(self._decode, contents, names))
             del contents
-            squares = [image.square for image in images]
+            inputs = [x for image in images for x in image.inputs]  # one per knee, or the square
+            ends = np.cumsum([len(image.inputs) for image in images])[:-1]
+            shapes = [image.original.shape for image in images]
+            crops = [image.crops for image in images]
             if not explain:  # only Grad-CAM needs the full-size pixels: free them now
                 images = [None] * len(images)
-            probs = await self.batcher.run(squares)
-            meta, positive = self.metadata, self.predictor.positive_index
+            probs = np.split(await self.batcher.run(inputs), ends)
             results = []
-            for name, image, p in zip(names, images, probs, strict=True):
+            for name, image, own, shape, knees in zip(
+                names, images, probs, shapes, crops, strict=True
+            ):
                 pictures: tuple[str | None, str | None] = (None, None)
                 if image is not None:
                     pictures = await anyio.to_thread.run_sync(self._explain, image, name)
-                results.append(
-                    FileResult(
-                        filename=name,
-                        probability=float(p[positive]),
-                        prediction=decide(meta, np.asarray(p)),
-                        threshold=meta.operating_threshold,
-                        image_png=pictures[0],
-                        heatmap_png=pictures[1],
-                    )
-                )
+                results.append(self._result(name, own, knees, shape, pictures))
             return PredictResponse(
-                model=meta.model, version=self.version, notice=SCREENING_NOTICE, results=results
+                model=self.metadata.model,
+                version=self.version,
+                notice=SCREENING_NOTICE,
+                summary_rule=None if self.metadata.roi is None else SUMMARY_RULE,
+                results=results,
             )
 
 
