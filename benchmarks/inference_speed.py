@@ -1,21 +1,24 @@
 """Inference speed: plain fp32 eager PyTorch against each osteoscan backend, on the same images.
 
-Prints, in one run, per model (random weights: speed only):
-* single-image latency p50/p95 from the file (decode of the ~1,024-px JPEG, letterbox,
-  normalise, inference; batch 1);
-* batch throughput at 224 px, batch 16: the bare model on prepared tensors and osteoscan
-  end to end from the files (decode included), and their ratio;
-* peak resident memory of the process that ran the backend (each runs in a fresh process);
+Prints, in one run, per model (random weights: speed only, the probabilities mean nothing):
+* single-image latency p50/p95 from the file through ``Predictor.predict`` (decode of the
+  ~1,024-px JPEG, letterbox, normalise, inference; batch 1);
+* batch throughput at 224 px, batch 16: the bare model on prepared tensors, and osteoscan end to
+  end from the files through ``Predictor.predict`` (decode and letterbox of the next batch
+  overlapped with inference of this one) over ``--e2e-images`` images, and their ratio;
+* peak resident memory of the process that ran the backend (each backend has its own process);
 * int8 agreement with fp32 on the same images (largest absolute probability difference),
   refused when above osteoscan.inference.export.INT8_TOLERANCE, naming the figure.
 Backends: ``eager`` (plain fp32 torch, NCHW, no_grad), ``torch`` (osteoscan's tuned torch
 backend: channels-last, inference mode), ``onnx`` (onnxruntime fp32), ``onnx-int8``
 (onnxruntime, static QDQ per-channel, calibrated on --calibration-images).
 
-    .venv/bin/python benchmarks/inference_speed.py [--models resnet50,efficientnet_lite0]
-        [--images 32] [--threads 1] [--calibration-images DIR]
+The CPU here is shared with other work, so every backend's process is started first and then
+measured in ``--rounds`` interleaved rounds (one backend busy at a time); each figure is the median
+over rounds, and "x eager" and "e2e/bare" are medians of same-round ratios.
 
-The CPU here is shared with other work: numbers vary from run to run.
+    .venv/bin/python benchmarks/inference_speed.py [--models resnet50,efficientnet_lite0]
+        [--images 32] [--e2e-images 96] [--rounds 3] [--threads 1] [--calibration-images DIR]
 """
 
 from __future__ import annotations
@@ -30,18 +33,20 @@ from pathlib import Path
 
 import numpy as np
 
+from osteoscan.data.labels import Task
 from osteoscan.data.pixels import CONTRACT_VERSION
 from osteoscan.inference.backends import OnnxBackend, TorchBackend
 from osteoscan.inference.export import INT8_TOLERANCE, export_net_onnx, quantize_int8
-from osteoscan.inference.predict import expand_paths
+from osteoscan.inference.predict import Predictor, expand_paths
 from osteoscan.inference.preprocess import Preprocessor
-from osteoscan.metadata import InputSpec
+from osteoscan.metadata import BundleMetadata, FitSummary, InputSpec, TrainingRecord
 from osteoscan.stats import softmax
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "knee-xray-372"
 BACKENDS = ("eager", "torch", "onnx", "onnx-int8")
 SIZE = 224
 BATCH = 16
+_NO_SHA = "0" * 64  # random weights: there is no weights file to hash
 
 
 def _spec(model: str, onnx_dir: Path) -> InputSpec:
@@ -56,6 +61,25 @@ def _spec(model: str, onnx_dir: Path) -> InputSpec:
     return InputSpec(SIZE, in_chans, tuple(mean), tuple(std), CONTRACT_VERSION)
 
 
+def _metadata(model: str, spec: InputSpec) -> BundleMetadata:
+    """What ``Predictor`` reads from a bundle, for a model with random weights."""
+    return BundleMetadata(
+        model=model,
+        mode="scratch",
+        task=Task(),
+        input=spec,
+        decision_threshold=0.5,
+        seed=0,
+        weights_sha256=_NO_SHA,
+        created="",
+        versions={},
+        training=TrainingRecord(_NO_SHA, "random weights", 0, 0, 0, 0, 0),
+        fit=FitSummary(None, None, 0, "32"),
+        config={},
+        validation_metrics={},
+    )
+
+
 def _net(model: str):
     import torch
 
@@ -67,6 +91,8 @@ def _net(model: str):
 
 class _Eager:
     """Plain fp32 eager PyTorch: what a user gets without osteoscan's tuning."""
+
+    name = "eager"
 
     def __init__(self, net) -> None:
         import torch
@@ -96,35 +122,41 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def worker(model: str, name: str, onnx_dir: Path, paths: list[Path], threads: int) -> dict:
-    """Measure one backend of one model (run in its own process, for its own peak memory)."""
-    pre = Preprocessor(_spec(model, onnx_dir))
-    backend = _backend(name, model, onnx_dir, threads)
+def worker(model: str, name: str, onnx_dir: Path, paths: list[Path], args) -> None:
+    """One backend of one model, kept in its own process (for its own peak memory): answers
+    each "round" line on stdin with one JSON line of timings, and "done" with its peak memory."""
+    spec = _spec(model, onnx_dir)
+    predictor = Predictor(
+        _metadata(model, spec), _backend(name, model, onnx_dir, args.threads), onnx_dir
+    )
+    backend, pre = predictor.backend, predictor.preprocessor
     prepared = pre.normalise([pre.load(p).square for p in paths[:BATCH]])
     backend.logits(prepared[:1])  # warm-up: first-run allocations and kernel selection
     backend.logits(prepared)
-    latencies = []
-    for path in paths:
+    e2e_paths = (paths * (args.e2e_images // len(paths) + 1))[: args.e2e_images]
+    print(json.dumps({"ready": True}), flush=True)
+    for command in sys.stdin:
+        if command.strip() != "round":
+            break
+        latencies = []
+        for path in paths:
+            start = time.perf_counter()
+            ((row, _),) = predictor.predict([path], batch_size=1)
+            latencies.append(time.perf_counter() - start)
+        rounds = max(1, len(paths) // BATCH)
         start = time.perf_counter()
-        backend.logits(pre.normalise([pre.load(path).square]))
-        latencies.append(time.perf_counter() - start)
-    rounds = max(1, len(paths) // BATCH)
-    start = time.perf_counter()
-    for _ in range(rounds):
-        backend.logits(prepared)
-    bare = rounds * len(prepared) / (time.perf_counter() - start)
-    chunks = [paths[i : i + BATCH] for i in range(0, len(paths), BATCH)][:rounds]
-    start = time.perf_counter()
-    for chunk in chunks:
-        backend.logits(pre.normalise([pre.load(p).square for p in chunk]))
-    end_to_end = sum(map(len, chunks)) / (time.perf_counter() - start)
-    return {
-        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
-        "p95_ms": 1000 * float(np.percentile(latencies, 95)),
-        "bare_img_s": bare,
-        "e2e_img_s": end_to_end,
-        "peak_rss_mb": _peak_rss_mb(),
-    }
+        for _ in range(rounds):
+            backend.logits(prepared)
+        bare = rounds * len(prepared) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        rows = [row for row, _ in predictor.predict(e2e_paths, BATCH)]
+        end_to_end = len(rows) / (time.perf_counter() - start)
+        if any(row.error for row in rows):
+            sys.exit(
+                f"{model}/{name}: a real image failed: {next(r.error for r in rows if r.error)}"
+            )
+        print(json.dumps({"latencies": latencies, "bare": bare, "e2e": end_to_end}), flush=True)
+    print(json.dumps({"peak_rss_mb": _peak_rss_mb()}), flush=True)
 
 
 def _prepare_onnx(model: str, onnx_dir: Path, paths, calibration) -> float:
@@ -138,10 +170,70 @@ def _prepare_onnx(model: str, onnx_dir: Path, paths, calibration) -> float:
     return float(np.abs(softmax(a) - softmax(b)).max())
 
 
+class _Worker:
+    """The parent's handle on one backend's worker process."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.rounds: list[dict] = []
+        self.answer()
+
+    def answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"a benchmark worker died: {' '.join(self.process.args[3:6])}")
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.answer()
+
+    def finish(self) -> float:
+        peak = self.ask("done")["peak_rss_mb"]
+        self.process.wait(timeout=60)
+        return peak
+
+
+def _measure(model: str, names: list[str], onnx_dir: str, args) -> None:
+    """Start every backend's worker, run the interleaved rounds, print one line per backend."""
+    forwarded = ["--images", str(args.images), "--e2e-images", str(args.e2e_images)]
+    forwarded += ["--data", str(args.data), "--threads", str(args.threads)]
+    workers = {
+        name: _Worker([sys.executable, __file__, "--worker", model, name, onnx_dir, *forwarded])
+        for name in names
+    }
+    for _ in range(args.rounds):
+        for worker_ in workers.values():
+            worker_.rounds.append(worker_.ask("round"))
+    eager = workers["eager"].rounds
+    for name, worker_ in workers.items():
+        rounds = worker_.rounds
+        latencies = 1000 * np.concatenate([r["latencies"] for r in rounds])
+        bare = np.median([r["bare"] for r in rounds])
+        e2e = np.median([r["e2e"] for r in rounds])
+        e2e_ratio = np.median([r["e2e"] / r["bare"] for r in rounds])
+        speedup = np.median([r["bare"] / e["bare"] for r, e in zip(rounds, eager, strict=True)])
+        print(
+            f"{name:10} {np.percentile(latencies, 50):8.1f} {np.percentile(latencies, 95):8.1f} "
+            f"{bare:11.2f} {e2e:10.2f} {e2e_ratio:9.2f} {speedup:8.2f} {worker_.finish():8.0f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet50,efficientnet_lite0")
     parser.add_argument("--images", type=int, default=32, help="real images to time")
+    parser.add_argument(
+        "--e2e-images",
+        type=int,
+        default=96,
+        help="images per end-to-end run (the --images, repeated; decoded every time)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per backend")
     parser.add_argument("--data", type=Path, default=REAL, help="folder of real radiographs")
     parser.add_argument(
         "--calibration-images",
@@ -160,22 +252,18 @@ def main() -> None:
     paths = (jpegs or expand_paths([args.data]))[: args.images]
     if args.worker:
         model, name, onnx_dir = args.worker
-        print(json.dumps(worker(model, name, Path(onnx_dir), paths, args.threads)))
+        worker(model, name, Path(onnx_dir), paths, args)
         return
-    from osteoscan.models import MODELS
-
     calibration = expand_paths([args.calibration_images or args.data])[:32]
     models = [m for m in args.models.split(",") if m]
-    if "efficientnet_lite0" in models and "efficientnet_lite0" not in MODELS:
-        print("efficientnet_lite0 is not registered here: using efficientnet_b0 instead")
-        models = ["efficientnet_b0" if m == "efficientnet_lite0" else m for m in models]
     from PIL import Image
 
     with Image.open(paths[0]) as first:
         side = max(first.size)
     print(
         f"{len(paths)} real images ({paths[0].suffix}, e.g. {side} px), {args.threads} "
-        f"thread(s), {SIZE} px, batch {BATCH}; random weights (speed only); shared CPU"
+        f"thread(s), {SIZE} px, batch {BATCH}, end to end over {args.e2e_images} images, "
+        f"{args.rounds} interleaved rounds; random weights (speed only); shared CPU"
     )
     with tempfile.TemporaryDirectory() as onnx_dir:
         for model in models:
@@ -188,32 +276,8 @@ def main() -> None:
                 f"{'backend':10} {'p50 ms':>8} {'p95 ms':>8} {'bare img/s':>11} "
                 f"{'e2e img/s':>10} {'e2e/bare':>9} {'x eager':>8} {'peak MB':>8}"
             )
-            results = {}
-            for name in BACKENDS:
-                if name == "onnx-int8" and diff > INT8_TOLERANCE:
-                    continue
-                command = [
-                    sys.executable,
-                    __file__,
-                    "--worker",
-                    model,
-                    name,
-                    onnx_dir,
-                    "--images",
-                    str(args.images),
-                    "--data",
-                    str(args.data),
-                    "--threads",
-                    str(args.threads),
-                ]
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
-                r = results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-                speedup = r["bare_img_s"] / results["eager"]["bare_img_s"]
-                print(
-                    f"{name:10} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['bare_img_s']:11.2f} "
-                    f"{r['e2e_img_s']:10.2f} {r['e2e_img_s'] / r['bare_img_s']:9.2f} "
-                    f"{speedup:8.2f} {r['peak_rss_mb']:8.0f}"
-                )
+            names = [n for n in BACKENDS if n != "onnx-int8" or diff <= INT8_TOLERANCE]
+            _measure(model, names, onnx_dir, args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ the predictions mean nothing. The CPU here is shared with other work: numbers va
 
     .venv/bin/python benchmarks/serve_load.py [--models resnet50,efficientnet_lite0]
         [--backends torch,onnx] [--requests 400] [--clients 32] [--time-cap 240]
+        [--serve-args '--batch-window-ms 5' --serve-args '--max-batch 8' --repeats 2]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -93,14 +95,16 @@ def _wait_healthy(client, url: str, server: subprocess.Popen, timeout: float = 1
     raise SystemExit("the server did not become healthy in time")
 
 
-def load(bundle: Path, backend: str, images: list[Path], args) -> dict:
-    """One server, ``args.requests`` requests from ``args.clients`` threads."""
+def load(bundle: Path, backend: str, images: list[Path], args, serve_args: str = "") -> dict:
+    """One server (``osteoscan serve`` with ``serve_args`` added), ``args.requests`` requests
+    from ``args.clients`` threads."""
     import httpx
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "osteoscan.cli", "serve", str(bundle), "--port", str(port)]
     command += ["--backend", backend, "--no-explain", "--max-pending", str(args.max_pending)]
+    command += shlex.split(serve_args)
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     payloads = [(p.name, p.read_bytes()) for p in images]
     latencies: list[float] = []
@@ -192,6 +196,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REAL, help="folder of real radiographs")
     parser.add_argument("--work", type=Path, default=None, help="where bundles go (default: temp)")
     parser.add_argument(
+        "--serve-args",
+        action="append",
+        default=None,
+        help="extra 'osteoscan serve' options, e.g. '--batch-window-ms 5'; repeat it to compare "
+        "server settings (run in turn, after one library reference per repeat)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="times each server setting is run, interleaved"
+    )
+    parser.add_argument(
         "--reference", nargs=2, metavar=("BUNDLE", "BACKEND"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -218,32 +232,26 @@ def main() -> None:
             bundle = _bundle(model, work)
             print("\n" + header)
             for backend in [b for b in args.backends.split(",") if b]:
-                ref_run = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--data",
-                        str(args.data),
-                        "--images",
-                        str(args.images),
-                        "--reference",
-                        str(bundle),
-                        backend,
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                ref = float(ref_run.stdout.strip().splitlines()[-1])
-                r = load(bundle, backend, images, args)
-                print(
-                    f"{model:18} {backend:7} {r['ok']:4d} {r['busy_503']:4d} {r['errors']:4d} "
-                    f"{r['img_s']:6.1f} {r['p50_ms']:7.0f} {r['p95_ms']:7.0f} {r['p99_ms']:7.0f} "
-                    f"{r['peak_rss_mb']:8.0f} {ref:9.1f} {r['img_s'] / ref:6.2f}",
-                    flush=True,
-                )
-                if r["errors"]:
-                    print(f"  statuses: {r['statuses']}")
+                for _ in range(args.repeats):
+                    ref = _reference_in_fresh_process(bundle, backend, args)
+                    for serve_args in args.serve_args or [""]:
+                        r = load(bundle, backend, images, args, serve_args)
+                        print(
+                            f"{model:18} {backend:7} {r['ok']:4d} {r['busy_503']:4d} "
+                            f"{r['errors']:4d} {r['img_s']:6.1f} {r['p50_ms']:7.0f} "
+                            f"{r['p95_ms']:7.0f} {r['p99_ms']:7.0f} {r['peak_rss_mb']:8.0f} "
+                            f"{ref:9.1f} {r['img_s'] / ref:6.2f}  {serve_args}",
+                            flush=True,
+                        )
+                        if r["errors"]:
+                            print(f"  statuses: {r['statuses']}")
+
+
+def _reference_in_fresh_process(bundle: Path, backend: str, args) -> float:
+    command = [sys.executable, __file__, "--data", str(args.data), "--images", str(args.images)]
+    command += ["--reference", str(bundle), backend]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -56,12 +56,12 @@ def letterbox(pixels: np.ndarray, size: int) -> np.ndarray:
     height, width = pixels.shape
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = Image.fromarray(pixels.astype(np.float32), mode="F").resize(
+    resized = Image.fromarray(np.asarray(pixels, dtype=np.float32), mode="F").resize(
         (new_w, new_h), Image.Resampling.BILINEAR
     )
     out = np.zeros((size, size), dtype=np.float32)
     top, left = (size - new_h) // 2, (size - new_w) // 2
-    out[top : top + new_h, left : left + new_w] = np.clip(np.asarray(resized), 0.0, 1.0)
+    np.clip(np.asarray(resized), 0.0, 1.0, out=out[top : top + new_h, left : left + new_w])
     return out
 
 

@@ -17,8 +17,11 @@ import csv
 import io
 import logging
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,7 @@ from osteoscan.stats import softmax
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_DECODE_WORKERS = 1  # threads decoding the next batch while the model runs this one
 OUTPUT_SUFFIXES = (".csv", ".json")
 
 
@@ -109,38 +113,72 @@ class Predictor:
         return replace(summary, knees=knees)
 
     def predict(
-        self, paths: Sequence[Path], batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
+        self,
+        paths: Sequence[Path],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: bool = False,
+        decode_workers: int = DEFAULT_DECODE_WORKERS,
     ) -> Iterator[tuple[PredictionRow, PreparedImage | None]]:
         """Image-level rows in input order, each with its prepared image (None for a file that
-        failed); for a knee-ROI bundle each row holds its knees' rows in ``knees``."""
+        failed); for a knee-ROI bundle each row holds its knees' rows in ``knees``.
+
+        ``decode_workers`` threads decode and letterbox the next batch while the model runs the
+        current one, at most one batch ahead (so memory stays bounded)."""
         bar = _Progress(len(paths)) if progress else None
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            prepared: dict[int, PreparedImage] = {}
-            errors: dict[int, str] = {}
-            for i, path in enumerate(chunk):
-                try:
-                    prepared[i] = self.preprocessor.load(path)
-                except OsteoscanError as exc:
-                    errors[i] = str(exc)
-            good = sorted(prepared)
-            rows = {}
-            if good:
-                probs = self.probabilities([x for i in good for x in prepared[i].inputs])
-                ends = np.cumsum([len(prepared[i].inputs) for i in good])
-                for i, own in zip(good, np.split(probs, ends[:-1]), strict=True):
-                    rows[i] = self.image_row(str(chunk[i]), prepared[i], own)
-            for i, path in enumerate(chunk):
-                if i in errors:
-                    log.warning("%s", errors[i])
-                    row = PredictionRow(str(path), None, None, None, self.metadata.model, errors[i])
-                    yield row, None
-                else:
-                    yield rows[i], prepared[i]
+        decoded = self._decoded(paths, ahead=batch_size, workers=decode_workers)
+        try:
+            for start in range(0, len(paths), batch_size):
+                chunk = paths[start : start + batch_size]
+                loaded = [next(decoded) for _ in chunk]
+                good = [i for i, item in enumerate(loaded) if isinstance(item, PreparedImage)]
+                rows = {}
+                if good:
+                    probs = self.probabilities([x for i in good for x in loaded[i].inputs])
+                    ends = np.cumsum([len(loaded[i].inputs) for i in good])
+                    for i, own in zip(good, np.split(probs, ends[:-1]), strict=True):
+                        rows[i] = self.image_row(str(chunk[i]), loaded[i], own)
+                for i, (path, item) in enumerate(zip(chunk, loaded, strict=True)):
+                    if isinstance(item, PreparedImage):
+                        yield rows[i], item
+                    else:
+                        log.warning("%s", item)
+                        yield (
+                            PredictionRow(str(path), None, None, None, self.metadata.model, item),
+                            None,
+                        )
+                if bar is not None:
+                    bar.advance(len(chunk))
+        finally:
+            decoded.close()
             if bar is not None:
-                bar.advance(len(chunk))
-        if bar is not None:
-            bar.close()
+                bar.close()
+
+    def _decoded(
+        self, paths: Sequence[Path], ahead: int, workers: int
+    ) -> Iterator[PreparedImage | str]:
+        """Each path's prepared image, or its error message, in input order: ``workers``
+        threads decode at most ``ahead`` images beyond the one handed out. Closing the iterator
+        (also on Ctrl-C or an error) cancels what has not started."""
+        pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="osteoscan-decode")
+        todo = iter(paths)
+        pending = deque(pool.submit(self._load, path) for path in islice(todo, max(1, ahead)))
+        try:
+            while pending:
+                done = pending.popleft()
+                following = next(todo, None)
+                if following is not None:
+                    pending.append(pool.submit(self._load, following))
+                yield done.result()
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _load(self, path: Path) -> PreparedImage | str:
+        try:
+            return self.preprocessor.load(path)
+        except OsteoscanError as exc:
+            return str(exc)
 
 
 def flatten(rows: Iterable[PredictionRow]) -> list[PredictionRow]:

@@ -1,0 +1,136 @@
+"""Predictor.predict decodes the next batch in another thread while the model runs this one:
+rows stay in input order, a bad file keeps its own row, look-ahead is bounded, and an
+interrupt stops the run without decoding the rest."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from osteoscan.inference import read_metadata
+from osteoscan.inference.predict import Predictor
+
+
+class _RecordingBackend:
+    """Logits that encode each image's mean pixel, so a row can be traced to its image."""
+
+    name = "fake"
+
+    def __init__(self, on_batch=None) -> None:
+        self.threads: list[int] = []
+        self.batches = 0
+        self.on_batch = on_batch
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.get_ident())
+        self.batches += 1
+        if self.on_batch is not None:
+            self.on_batch(self.batches)
+        mean = batch.reshape(len(batch), -1).mean(axis=1)
+        return np.stack([np.zeros_like(mean), mean], axis=1)
+
+
+def _predictor(bundle, backend) -> Predictor:
+    return Predictor(read_metadata(bundle), backend, bundle)
+
+
+def _recording_loads(predictor, monkeypatch):
+    """Record (path name, thread id) of every load, in the order loads start."""
+    loads: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    real_load = predictor.preprocessor.load
+
+    def load(path):
+        with lock:
+            loads.append((path.name, threading.get_ident()))
+        return real_load(path)
+
+    monkeypatch.setattr(predictor.preprocessor, "load", load)
+    return loads
+
+
+def _images(synth_dir):
+    return sorted((synth_dir / "osteoporosis").glob("*.png")) + sorted(
+        (synth_dir / "normal").glob("*.png")
+    )
+
+
+def test_rows_keep_input_order_and_a_bad_file_keeps_its_own_row(
+    trained_bundle, synth_dir, tmp_path
+):
+    images = _images(synth_dir)[:11]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    paths = [*images[:5], broken, *images[5:]]
+    prefetched = _predictor(trained_bundle, _RecordingBackend())
+    results = list(prefetched.predict(paths, batch_size=4))
+    assert [row.path for row, _ in results] == [str(p) for p in paths]
+    bad_row, bad_image = results[5]
+    assert bad_image is None and bad_row.probability is None and "broken.png" in bad_row.error
+    # each good row is its own image's: the same numbers as predicting that image alone
+    alone = _predictor(trained_bundle, _RecordingBackend())
+    for path, (row, image) in zip(paths, results, strict=True):
+        if path == broken:
+            continue
+        ((single, _),) = alone.predict([path], batch_size=1)
+        assert row.error is None and row.probability == pytest.approx(single.probability)
+        assert image is not None and image.original.shape == (96, 96)
+
+
+def test_the_next_batch_is_decoded_off_the_inference_thread_while_the_model_runs(
+    trained_bundle, synth_dir, monkeypatch
+):
+    paths = _images(synth_dir)[:8]
+    next_batch_started = threading.Event()
+
+    def first_batch_waits_for_the_next_decode(batch_number):
+        if batch_number == 1:  # the model is busy with images 0-3: image 4 must be decoding
+            assert next_batch_started.wait(timeout=10), "the next batch was not decoded meanwhile"
+
+    predictor = _predictor(trained_bundle, _RecordingBackend(first_batch_waits_for_the_next_decode))
+    loads = _recording_loads(predictor, monkeypatch)
+    real_load = predictor.preprocessor.load
+
+    def load(path):
+        if path == paths[4]:
+            next_batch_started.set()
+        return real_load(path)
+
+    monkeypatch.setattr(predictor.preprocessor, "load", load)
+    rows = [row for row, _ in predictor.predict(paths, batch_size=4)]
+    assert [row.path for row in rows] == [str(p) for p in paths]
+    inference_threads = set(predictor.backend.threads)
+    assert inference_threads == {threading.get_ident()}
+    assert not {thread for _, thread in loads} & inference_threads
+
+
+def test_an_interrupt_stops_promptly_without_decoding_the_rest(
+    trained_bundle, synth_dir, monkeypatch
+):
+    paths = _images(synth_dir)[:40]
+
+    def interrupt(batch_number):
+        raise KeyboardInterrupt
+
+    predictor = _predictor(trained_bundle, _RecordingBackend(interrupt))
+    loads = _recording_loads(predictor, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        list(predictor.predict(paths, batch_size=4))
+    # the batch being run and at most one batch ahead were decoded, not the 40 images
+    for thread in threading.enumerate():
+        if thread.name.startswith("osteoscan-decode"):
+            thread.join(timeout=10)
+    assert len(loads) <= 8
+    assert not [t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")]
+
+
+def test_stopping_early_leaves_no_decode_thread_behind(trained_bundle, synth_dir):
+    predictor = _predictor(trained_bundle, _RecordingBackend())
+    rows = predictor.predict(_images(synth_dir)[:12], batch_size=4)
+    first, _ = next(rows)
+    assert first.error is None
+    rows.close()
+    for thread in threading.enumerate():
+        if thread.name.startswith("osteoscan-decode"):
+            thread.join(timeout=10)
+    assert not [t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")]
