@@ -206,3 +206,20 @@ def test_a_killed_study_resumes_without_recomputing_finished_units(study_data, t
     for name, mtime in finished.items():
         assert (units / name).stat().st_mtime_ns == mtime
     assert len(list(units.glob("*.json"))) == 4
+
+
+def test_a_signal_inside_training_gives_the_study_message(study_data, tmp_path, monkeypatch):
+    import osteoscan.study.runner as runner
+    from osteoscan.errors import InterruptedRun
+    from osteoscan.training.trainer import interrupted
+
+    def stopped(*args, **kwargs):
+        raise interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(runner, "fit_split", stopped)
+    config = write_config(tmp_path / "study.yaml", [CNN3])
+    options = _options(config, study_data["root"] / "cache", probe=False, write_report=False)
+    with pytest.raises(InterruptedRun, match=r"study interrupted during unit cnn3-r1-f1") as info:
+        run_study(study_data["data"], tmp_path / "out", options)
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert "run the same command again to continue" in str(info.value)

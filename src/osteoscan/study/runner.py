@@ -385,8 +385,16 @@ def run_study(data: Path | str, out: Path | str, options: RunOptions | None = No
                     if key in by_key
                     else _run_unit(out, planned, prepared, key, options)
                 )
-            except (KeyboardInterrupt, SystemExit):
-                number = caught[-1] if caught else signal.SIGINT
+            except (KeyboardInterrupt, SystemExit, InterruptedRun) as exc:
+                # the trainer turns a signal into its own InterruptedRun; the study's message
+                # (what is saved, how to continue) replaces it
+                number = (
+                    exc.signal_number
+                    if isinstance(exc, InterruptedRun)
+                    else caught[-1]
+                    if caught
+                    else signal.SIGINT
+                )
                 raise InterruptedRun(
                     f"study interrupted during unit {planned.unit.id}; {len(ran)} unit(s) finished "
                     f"in this run are saved in {out / 'units'}; run the same command again to "
