@@ -120,6 +120,8 @@ def test_the_report_pairs_each_roi_configuration_with_its_twin(roi_study):
     assert comparison["n_paired"] == len(roi_study["study"]["images"]) - unscored
     for key in ("roc_auc_roi", "roc_auc_whole", "delong_p", "mcnemar_p"):
         assert comparison[key] is not None
+    counts = {r["name"]: (r["units_done"], r["units_expected"]) for r in results["configurations"]}
+    assert counts == {"cnn3": (2, 2), "cnn3-roi": (2, 2)}  # "cnn3-roi-r1-f1" is not cnn3's
     row = next(r for r in results["configurations"] if r["name"] == "cnn3-roi")
     assert row["images_without_knee"] == unscored >= 1
     assert row["n_pooled"] == comparison["n_paired"]

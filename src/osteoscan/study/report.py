@@ -20,7 +20,7 @@ from osteoscan.evaluation.compare import delong, mcnemar
 from osteoscan.files import atomic_write, atomic_write_json
 from osteoscan.htmlpage import SCREENING_NOTICE, matplotlib_figure, page, table
 from osteoscan.stats import DEFAULT_BOOTSTRAP, roc_auc
-from osteoscan.study.units import STUDY_FILE, format_duration, load_units
+from osteoscan.study.units import STUDY_FILE, Unit, format_duration, load_units
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def compute_results(study: dict, units: dict[str, dict], n_boot: int = DEFAULT_B
             "published_accuracy": c["published_accuracy"],
             "changes": c["changes"],
             "units_done": len(done),
-            "units_expected": sum(u.startswith(c["name"] + "-r") for u in expected),
+            "units_expected": sum(Unit.parse(u).configuration == c["name"] for u in expected),
             "is_reference": c["name"] == reference,
             "same_computation_as": sorted(
                 {u["same_computation_as_configuration"] for u in done if "same_computation_as" in u}

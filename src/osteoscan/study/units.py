@@ -32,6 +32,12 @@ class Unit:
     def id(self) -> str:
         return f"{self.configuration}-r{self.repeat}-f{self.fold}"
 
+    @classmethod
+    def parse(cls, unit_id: str) -> Unit:
+        """The inverse of :attr:`id` (``"a-roi-r1-f2"`` is configuration ``a-roi``, not ``a``)."""
+        configuration, repeat, fold = unit_id.rsplit("-", 2)
+        return cls(configuration, int(repeat.removeprefix("r")), int(fold.removeprefix("f")))
+
 
 def unit_path(out: Path, unit: Unit) -> Path:
     return Path(out) / UNITS_DIR / f"{unit.id}.json"
