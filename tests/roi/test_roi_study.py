@@ -80,6 +80,10 @@ def roi_study(mixed_views, tmp_path_factory):
 def test_adding_the_roi_twin_reuses_the_whole_image_units(roi_study):
     assert sorted(roi_study["first"].ran) == ["cnn3-r1-f1", "cnn3-r1-f2"]
     assert sorted(roi_study["second"].ran) == ["cnn3-roi-r1-f1", "cnn3-roi-r1-f2"]
+    plan = roi_study["second"].plan.text()
+    assert (
+        "cnn3-roi: cnn3 scratch, 32 px, knee ROI," in plan and "cnn3: cnn3 scratch, 32 px," in plan
+    )
 
 
 def test_the_twins_test_the_same_radiographs_once_each(roi_study):

@@ -145,8 +145,9 @@ class StudyPlan:
                 else f"needs {w.weights} at {w.path}: {'present' if w.present else 'ABSENT'}"
             )
             extra = f"  [{'; '.join(c.changes)}]" if c.changes else ""
+            roi = ", knee ROI" if c.train.roi is not None else ""
             lines.append(
-                f"  {c.name}: {c.model} {c.mode}, {c.train.image_size} px, {weights}{extra}"
+                f"  {c.name}: {c.model} {c.mode}, {c.train.image_size} px{roi}, {weights}{extra}"
             )
         for planned in self.units:
             state = "done" if planned.done else "to run"
