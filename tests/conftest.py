@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,15 @@ from osteoscan.data.synth import make_synthetic_dataset
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "knee-xray-372"
 FULLRES = REPO.parent / "shared" / "data" / "fullres-samples"
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test will Ctrl-C: SIGINT back to its default action.
+
+    A shell that runs ``make test &`` (no job control) starts it with SIGINT ignored, children
+    inherit that, and Python then installs no Ctrl-C handler: the signal would be lost.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from osteoscan.training.config import (
     STRATEGIES,
     TrainConfig,
 )
+from tests.conftest import interruptible
 
 COMMANDS = ["synth", "train", "evaluate", "audit", "models"]
 
@@ -385,6 +386,7 @@ def test_a_signal_outside_training_exits_with_a_message(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 300
     while not any(out.glob("*/synth_*.png")):  # past start-up: the command is at work

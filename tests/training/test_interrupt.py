@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.conftest import interruptible
+
 pytestmark = pytest.mark.slow
 
 SCRIPT = """
@@ -43,6 +45,7 @@ def test_signal_during_training_raises_interrupted_run_and_leaves_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     staging_logs = work / f".bundle.partial-{process.pid}" / "logs"
     deadline = time.monotonic() + 600
