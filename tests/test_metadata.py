@@ -86,6 +86,19 @@ def test_newer_and_older_formats_say_what_to_do():
         BundleMetadata.from_dict(data, "m.json")
 
 
+def test_a_bundle_made_under_another_pixel_contract_is_refused():
+    from osteoscan.data.pixels import CONTRACT_VERSION
+
+    data = make_metadata().to_dict()
+    assert data["input"]["contract_version"] == CONTRACT_VERSION
+    data["input"]["contract_version"] = CONTRACT_VERSION + 1
+    with pytest.raises(BadBundleError, match=r"m.json: input contract .*newer.*upgrade osteoscan"):
+        BundleMetadata.from_dict(data, "m.json")
+    data["input"]["contract_version"] = CONTRACT_VERSION - 1
+    with pytest.raises(BadBundleError, match=r"older osteoscan.*re-train it"):
+        BundleMetadata.from_dict(data, "m.json")
+
+
 def test_seen_images_round_trip_and_bad_entries_are_named():
     from osteoscan.metadata import SeenImage
 

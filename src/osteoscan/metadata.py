@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from osteoscan.data.labels import Task
+from osteoscan.data.pixels import CONTRACT_VERSION
 from osteoscan.errors import BadBundleError, BadConfigError
 from osteoscan.htmlpage import SCREENING_NOTICE
 from osteoscan.roi.config import RoiConfig
@@ -343,13 +344,17 @@ class _Reader:
             self.fail("input.mean/std", f"must have one value per input channel ({in_chans})")
         if any(s <= 0 for s in std):
             self.fail("input.std", "must be positive (a zero std divides by zero)")
+        contract = self.get("contract_version", int, data)
+        if contract != CONTRACT_VERSION:
+            made_by = "a newer" if contract > CONTRACT_VERSION else "an older"
+            advice = "upgrade osteoscan" if contract > CONTRACT_VERSION else "re-train it"
+            raise BadBundleError(
+                f"{self.where}: input contract {contract}: the model was trained on pixels "
+                f"prepared the way {made_by} osteoscan prepares them (this one follows contract "
+                f"{CONTRACT_VERSION}), so its predictions here would be wrong; {advice} to use it"
+            )
         return InputSpec(
-            size,
-            in_chans,
-            mean,
-            std,
-            self.get("contract_version", int, data),
-            self.get("intensity_contract", str, data),
+            size, in_chans, mean, std, contract, self.get("intensity_contract", str, data)
         )
 
     def threshold(self, task: Task) -> float | None:
