@@ -184,3 +184,24 @@ def test_memory_cache_serves_a_repeat_without_touching_disk(tmp_path: Path, monk
     png(path, 200, shape=(41, 60))  # edited: new size and mtime, so a miss
     assert prepare([path], SIZE, workers=1).pixels.max() > first.pixels.max()
     assert len(memory.entries) == 2
+
+
+def test_a_warm_cache_starts_no_worker_process(tmp_path: Path, monkeypatch) -> None:
+    """Cached pixels load in the calling process: no fork (a fork from a process already running
+    threads, such as a second DDP rank, can hang), and only the misses go to the workers."""
+    paths = [png(tmp_path / f"{i}.png", i, (40 + i, 60)) for i in range(40)]
+    cache_dir = tmp_path / "cache"
+    first = prepare(paths[:36], SIZE, cache_dir=cache_dir, workers=2)  # 36 misses: a pool
+    contexts = []
+    real_get_context = pixels_module.multiprocessing.get_context
+    monkeypatch.setattr(
+        pixels_module.multiprocessing,
+        "get_context",
+        lambda method: contexts.append(method) or real_get_context(method),
+    )
+    warm = prepare(paths[:36], SIZE, cache_dir=cache_dir, workers=2)
+    assert contexts == []
+    np.testing.assert_array_equal(warm.pixels, first.pixels)
+    mixed = prepare(paths, SIZE, cache_dir=cache_dir, workers=2)  # 4 misses: decoded in process
+    assert contexts == [] and mixed.indices == list(range(40))
+    np.testing.assert_array_equal(mixed.pixels[:36], first.pixels)

@@ -149,6 +149,31 @@ def _save_crops(target: Path, crops: _Crops) -> None:
         log.warning("could not write cache entry %s (%s)", target, exc)
 
 
+def _cache_file(cache_dir: str, sha: str, size: int, roi: RoiConfig | None) -> Path:
+    suffix = ".npy" if roi is None else ".npz"
+    name = f"{sha}-s{size}{roi_cache_tag(roi)}-v{CONTRACT_VERSION}{suffix}"
+    return Path(cache_dir) / sha[:2] / name
+
+
+def _load_cached(cache_file: Path, roi: RoiConfig | None) -> np.ndarray | _Crops:
+    if roi is None:
+        return np.load(cache_file, allow_pickle=False)
+    return _load_crops(cache_file)
+
+
+def _cached_one(
+    args: tuple[int, str, int, str | None, int, RoiConfig | None],
+) -> tuple[int, object, str] | None:
+    """A job's result from the disk cache, read in this process (a hash and a load); None when
+    it must be decoded (no entry, or one :func:`_prepare_one` will report or replace)."""
+    index, path_str, size, cache_dir, _, roi = args
+    try:
+        sha = sha256_file(Path(path_str))
+        return index, _load_cached(_cache_file(cache_dir, sha, size, roi), roi), sha
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _prepare_one(
     args: tuple[int, str, int, str | None, int, RoiConfig | None],
 ) -> tuple[int, object, str]:
@@ -160,14 +185,10 @@ def _prepare_one(
         return index, read_error_reason(exc), ""
     cache_file = None
     if cache_dir is not None:
-        suffix = ".npy" if roi is None else ".npz"
-        name = f"{sha}-s{size}{roi_cache_tag(roi)}-v{CONTRACT_VERSION}{suffix}"
-        cache_file = Path(cache_dir) / sha[:2] / name
+        cache_file = _cache_file(cache_dir, sha, size, roi)
         if cache_file.is_file():
             try:
-                if roi is None:
-                    return index, np.load(cache_file, allow_pickle=False), sha
-                return index, _load_crops(cache_file), sha
+                return index, _load_cached(cache_file, roi), sha
             except (OSError, ValueError, KeyError):
                 log.warning("ignoring unreadable cache entry %s", cache_file)
     try:
@@ -247,11 +268,17 @@ def prepare(
             results.append((i, *hit))
         else:
             jobs.append((i, str(path), size, cache, max_pixels, roi))
+    # cached files load here; only what must be decoded goes to worker processes, so a warm
+    # cache forks none (a fork from a process already running threads, e.g. a second DDP rank,
+    # can inherit a held lock and hang)
+    found = [_cached_one(job) for job in jobs] if cache is not None else [None] * len(jobs)
+    decoded = [f for f in found if f is not None]
+    jobs = [job for job, f in zip(jobs, found, strict=True) if f is None]
     if workers > 1 and len(jobs) >= 32:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            decoded = pool.map(_prepare_one, jobs, chunksize=8)
+            decoded += pool.map(_prepare_one, jobs, chunksize=8)
     else:
-        decoded = [_prepare_one(job) for job in jobs]
+        decoded += [_prepare_one(job) for job in jobs]
     for index, outcome, sha in decoded:
         if not isinstance(outcome, str):
             _MEMORY.put(keys[index], outcome, sha)
