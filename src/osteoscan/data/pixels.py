@@ -161,29 +161,19 @@ def _load_cached(cache_file: Path, roi: RoiConfig | None) -> np.ndarray | _Crops
     return _load_crops(cache_file)
 
 
-def _cached_one(
-    args: tuple[int, str, int, str | None, int, RoiConfig | None],
-) -> tuple[int, object, str] | None:
-    """A job's result from the disk cache, read in this process (a hash and a load); None when
-    it must be decoded (no entry, or one :func:`_prepare_one` will report or replace)."""
-    index, path_str, size, cache_dir, _, roi = args
-    try:
-        sha = sha256_file(Path(path_str))
-        return index, _load_cached(_cache_file(cache_dir, sha, size, roi), roi), sha
-    except (OSError, ValueError, KeyError):
-        return None
+# one file to prepare: (index, path, size, cache dir, pixel limit, ROI, sha256 of its bytes)
+_Job = tuple[int, str, int, str | None, int, RoiConfig | None, str]
 
 
-def _prepare_one(
-    args: tuple[int, str, int, str | None, int, RoiConfig | None],
-) -> tuple[int, object, str]:
-    index, path_str, size, cache_dir, max_pixels, roi = args
-    path = Path(path_str)
+def _look_up(
+    index: int, path: str, size: int, cache_dir: str | None, max_pixels: int, roi: RoiConfig | None
+) -> tuple[int, object, str] | _Job:
+    """Hash the file and read its disk-cache entry, in this process: the result when it is
+    cached (or unreadable), else the job that decodes it."""
     try:
-        sha = sha256_file(path)
+        sha = sha256_file(Path(path))
     except OSError as exc:
         return index, read_error_reason(exc), ""
-    cache_file = None
     if cache_dir is not None:
         cache_file = _cache_file(cache_dir, sha, size, roi)
         if cache_file.is_file():
@@ -191,6 +181,13 @@ def _prepare_one(
                 return index, _load_cached(cache_file, roi), sha
             except (OSError, ValueError, KeyError):
                 log.warning("ignoring unreadable cache entry %s", cache_file)
+    return index, path, size, cache_dir, max_pixels, roi, sha
+
+
+def _prepare_one(args: _Job) -> tuple[int, object, str]:
+    """Decode one file :func:`_look_up` did not find cached, and cache the result."""
+    index, path_str, size, cache_dir, max_pixels, roi, sha = args
+    path = Path(path_str)
     try:
         if roi is None:
             outcome: np.ndarray | _Crops = letterbox(read_image(path, max_pixels), size).astype(
@@ -200,7 +197,8 @@ def _prepare_one(
             outcome = _cut_knees(path, size, roi, max_pixels)
     except ImageFileError as exc:
         return index, exc.reason, sha
-    if cache_file is not None:
+    if cache_dir is not None:
+        cache_file = _cache_file(cache_dir, sha, size, roi)
         if isinstance(outcome, _Crops):
             _save_crops(cache_file, outcome)
         else:
@@ -267,13 +265,12 @@ def prepare(
         if hit is not None:
             results.append((i, *hit))
         else:
-            jobs.append((i, str(path), size, cache, max_pixels, roi))
-    # cached files load here; only what must be decoded goes to worker processes, so a warm
-    # cache forks none (a fork from a process already running threads, e.g. a second DDP rank,
-    # can inherit a held lock and hang)
-    found = [_cached_one(job) for job in jobs] if cache is not None else [None] * len(jobs)
-    decoded = [f for f in found if f is not None]
-    jobs = [job for job, f in zip(jobs, found, strict=True) if f is None]
+            jobs.append(_look_up(i, str(path), size, cache, max_pixels, roi))
+    # hashing and cached files are done here; only what must be decoded goes to worker
+    # processes, so a warm cache forks none (a fork from a process already running threads,
+    # e.g. a second DDP rank, can inherit a held lock and hang)
+    decoded = [job for job in jobs if len(job) == 3]
+    jobs = [job for job in jobs if len(job) != 3]
     if workers > 1 and len(jobs) >= 32:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             decoded += pool.map(_prepare_one, jobs, chunksize=8)
