@@ -4,9 +4,12 @@ radiographs, the ROI one trained and tested on knee crops and scored once per ra
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
+from osteoscan.data.synth import make_synthetic_dataset
 from osteoscan.errors import BadConfigError
 from osteoscan.roi import RoiConfig
 from osteoscan.study.config import load_study_config, parse_study_config
@@ -27,7 +30,7 @@ def _document(*configurations) -> dict:
     }
 
 
-def _options(tmp_path: Path, *configurations) -> RunOptions:
+def _options(tmp_path: Path, *configurations, externals: tuple[Path, ...] = ()) -> RunOptions:
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump(_document(*configurations)))
     return RunOptions(
@@ -35,6 +38,7 @@ def _options(tmp_path: Path, *configurations) -> RunOptions:
         train=TrainConfig(progress=False, cache_dir=tmp_path / "cache"),
         probe=False,
         bootstrap=50,
+        externals=externals,
     )
 
 
@@ -66,8 +70,14 @@ def roi_study(mixed_views, tmp_path_factory):
     data, views = mixed_views
     root = tmp_path_factory.mktemp("roi-study")
     out = root / "out"
-    first = run_study(data, out, _options(root, CNN3))
-    second = run_study(data, out, _options(root, CNN3, CNN3_ROI))
+    external = root / "external"  # other phantoms, plus a noise image where no knee is found
+    make_synthetic_dataset(external, n=10, seed=11, image_size=128, views={"single": 1})
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8)
+    Image.fromarray(noise).save(external / "normal" / "noise.png")
+    with open(external / "manifest.csv", "a") as manifest:
+        manifest.write("normal/noise.png,ext-noise,0.50,normal\n")
+    first = run_study(data, out, _options(root, CNN3, externals=(external,)))
+    second = run_study(data, out, _options(root, CNN3, CNN3_ROI, externals=(external,)))
     units = {p.name: json.loads(p.read_text()) for p in (out / "units").glob("*.json")}
     study = json.loads((out / "study.json").read_text())
     results = json.loads((out / "results.json").read_text())
@@ -134,3 +144,14 @@ def test_the_report_pairs_each_roi_configuration_with_its_twin(roi_study):
     assert f"no knee was found on {unscored} test image(s)" in md
     config = next(c for c in roi_study["study"]["configurations"] if c["name"] == "cnn3-roi")
     assert config["roi"] == RoiConfig().to_dict()
+
+
+def test_an_external_image_without_a_knee_is_not_scored_by_the_roi_models(roi_study):
+    (external,) = roi_study["results"]["externals"].values()
+    rows = {r["name"]: r for r in external["configurations"]}
+    assert rows["cnn3"]["n_scored"] == external["n"]
+    assert rows["cnn3"]["fold_models"] == rows["cnn3-roi"]["fold_models"] == 2
+    assert 0 < rows["cnn3-roi"]["n_scored"] < external["n"]  # at least the noise image is left out
+    assert rows["cnn3-roi"]["metrics"]["roc_auc"]["value"] is not None
+    md = (roi_study["out"] / "report.md").read_text()
+    assert "Not scored because no knee was found: " in md
