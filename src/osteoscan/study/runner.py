@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import logging
 import platform
 import shutil
@@ -303,12 +304,17 @@ class _Samples:
         images = [image_index[str(r.path)] for r in grouped.records]
         return cls(grouped, np.asarray(images, dtype=np.int64))
 
-    def of_images(self, images: Sequence[int]) -> np.ndarray:
-        """Sample indices of ``images``, image by image in the order given (a radiograph with
-        no knee found has none)."""
+    @functools.cached_property
+    def _members(self) -> dict[int, list[int]]:
         members: dict[int, list[int]] = {}
         for sample, image in enumerate(self.image_of.tolist()):
             members.setdefault(image, []).append(sample)
+        return members
+
+    def of_images(self, images: Sequence[int]) -> np.ndarray:
+        """Sample indices of ``images``, image by image in the order given (a radiograph with
+        no knee found has none)."""
+        members = self._members
         return np.asarray([s for i in images for s in members.get(int(i), ())], dtype=np.int64)
 
     def per_image(self, probs: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
