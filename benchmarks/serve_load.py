@@ -6,7 +6,8 @@ clients, stopped at ``--time-cap`` seconds. Prints throughput, latency p50/p95/p
 requests, errors (anything but 200 and 503, and transport failures), 503 count, the server's
 peak resident memory, and the ratio to the library's own batch throughput on the same bundle
 and images (``Predictor.predict``, decode + batch 16, in a fresh process: the reference the
-micro-batcher must not fall short of).
+micro-batcher must not fall short of), and the CPU cores the server and the clients (this
+process) kept busy on average: the clients share the machine with the server.
 
 Bundles are trained for 1 epoch on a few synthetic phantoms at 224 px, from scratch: speed only,
 the predictions mean nothing. The CPU here is shared with other work: numbers vary between runs.
@@ -119,6 +120,7 @@ def load(bundle: Path, backend: str, images: list[Path], args, serve_args: str =
             ).raise_for_status()
         start = time.perf_counter()
         deadline = start + args.time_cap
+        client_cpu, server_cpu = time.process_time(), _cpu_seconds(server.pid)
 
         def client() -> None:
             with httpx.Client(timeout=args.time_cap) as session:
@@ -149,6 +151,8 @@ def load(bundle: Path, backend: str, images: list[Path], args, serve_args: str =
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - start
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = _cpu_seconds(server.pid) - server_cpu
         peak = _peak_rss_mb(server.pid)
     finally:
         server.terminate()
@@ -168,7 +172,15 @@ def load(bundle: Path, backend: str, images: list[Path], args, serve_args: str =
         "p95_ms": float(np.percentile(lat, 95)),
         "p99_ms": float(np.percentile(lat, 99)),
         "peak_rss_mb": peak,
+        "client_cores": client_cpu / wall,
+        "server_cores": server_cpu / wall,
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reference(bundle: Path, backend: str, images: list[Path]) -> float:
@@ -223,7 +235,8 @@ def main() -> None:
     )
     header = (
         f"{'model':18} {'backend':7} {'ok':>4} {'503':>4} {'err':>4} {'img/s':>6} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'peak MB':>8} {'ref img/s':>9} {'ratio':>6}"
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'peak MB':>8} {'ref img/s':>9} {'ratio':>6} "
+        f"{'server cores':>12} {'client cores':>12}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -240,7 +253,8 @@ def main() -> None:
                             f"{model:18} {backend:7} {r['ok']:4d} {r['busy_503']:4d} "
                             f"{r['errors']:4d} {r['img_s']:6.1f} {r['p50_ms']:7.0f} "
                             f"{r['p95_ms']:7.0f} {r['p99_ms']:7.0f} {r['peak_rss_mb']:8.0f} "
-                            f"{ref:9.1f} {r['img_s'] / ref:6.2f}  {serve_args}",
+                            f"{ref:9.1f} {r['img_s'] / ref:6.2f} {r['server_cores']:12.2f} "
+                            f"{r['client_cores']:12.2f}  {serve_args}",
                             flush=True,
                         )
                         if r["errors"]:

@@ -442,3 +442,16 @@ def test_dicom_over_pixel_limit_is_refused(dicom_file) -> None:
     path = dicom_file(ramp(4095, np.uint16), bits_stored=12)
     with pytest.raises(BadImageError, match="decompression bomb"):
         read_image(path, max_pixels=1000)
+
+
+def test_float_tiff_with_nan_is_refused_naming_the_file(tmp_path) -> None:
+    values = ramp().astype(np.float32)
+    values[3, 5] = np.nan
+    path = tmp_path / "float.tif"
+    Image.fromarray(values, mode="F").save(path)
+    with pytest.raises(BadImageError, match="NaN or infinite") as caught:
+        read_image(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    finite = tmp_path / "finite.tif"
+    Image.fromarray(ramp().astype(np.float32), mode="F").save(finite)
+    assert_contract(read_image(finite))

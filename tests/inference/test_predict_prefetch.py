@@ -1,6 +1,7 @@
-"""Predictor.predict decodes the next batch in another thread while the model runs this one:
-rows stay in input order, a bad file keeps its own row, look-ahead is bounded, and an
-interrupt stops the run without decoding the rest."""
+"""Predictor.predict decodes the next batch in another thread while the model runs this one
+(and decodes itself what that thread has not started): rows stay in input order, a bad file
+keeps its own row, look-ahead is bounded, and an interrupt stops the run without decoding the
+rest."""
 
 import threading
 
@@ -101,7 +102,34 @@ def test_the_next_batch_is_decoded_off_the_inference_thread_while_the_model_runs
     assert [row.path for row in rows] == [str(p) for p in paths]
     inference_threads = set(predictor.backend.threads)
     assert inference_threads == {threading.get_ident()}
-    assert not {thread for _, thread in loads} & inference_threads
+    (decoded_meanwhile,) = [thread for name, thread in loads if name == paths[4].name]
+    assert decoded_meanwhile not in inference_threads
+
+
+def test_an_image_the_decode_thread_has_not_started_is_decoded_here_not_waited_for(
+    trained_bundle, synth_dir, monkeypatch
+):
+    paths = _images(synth_dir)[:6]
+    predictor = _predictor(trained_bundle, _RecordingBackend())
+    loads = _recording_loads(predictor, monkeypatch)
+    here_decoded = threading.Event()
+    real_load = predictor.preprocessor.load
+
+    def load(path):
+        if threading.get_ident() == threading.main_thread().ident:
+            here_decoded.set()
+        return real_load(path)
+
+    monkeypatch.setattr(predictor.preprocessor, "load", load)
+    # the decode thread is busy until this thread has decoded an image itself: waiting for the
+    # decode thread instead would never finish
+    busy = predictor._decode_pool(1).submit(here_decoded.wait, 10)
+    rows = [row for row, _ in predictor.predict(paths, batch_size=3)]
+    assert busy.result() is True, "predict waited for the busy decode thread"
+    assert [row.path for row in rows] == [str(p) for p in paths]
+    assert all(row.error is None for row in rows)
+    assert len(loads) == len(paths)  # each image decoded once, by one of the two threads
+    predictor.close()
 
 
 def test_an_interrupt_stops_promptly_without_decoding_the_rest(
@@ -116,21 +144,30 @@ def test_an_interrupt_stops_promptly_without_decoding_the_rest(
     loads = _recording_loads(predictor, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         list(predictor.predict(paths, batch_size=4))
+    predictor.close()  # waits for a decode that was running
     # the batch being run and at most one batch ahead were decoded, not the 40 images
-    for thread in threading.enumerate():
-        if thread.name.startswith("osteoscan-decode"):
-            thread.join(timeout=10)
     assert len(loads) <= 8
     assert not [t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")]
 
 
-def test_stopping_early_leaves_no_decode_thread_behind(trained_bundle, synth_dir):
+def test_stopping_early_cancels_the_decoding_not_started(trained_bundle, synth_dir, monkeypatch):
     predictor = _predictor(trained_bundle, _RecordingBackend())
-    rows = predictor.predict(_images(synth_dir)[:12], batch_size=4)
+    loads = _recording_loads(predictor, monkeypatch)
+    rows = predictor.predict(_images(synth_dir)[:40], batch_size=4)
     first, _ = next(rows)
     assert first.error is None
     rows.close()
-    for thread in threading.enumerate():
-        if thread.name.startswith("osteoscan-decode"):
-            thread.join(timeout=10)
+    predictor.close()
+    assert len(loads) <= 8
+    assert not [t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")]
+
+
+def test_the_decode_thread_is_kept_between_runs_and_ends_with_close(trained_bundle, synth_dir):
+    predictor = _predictor(trained_bundle, _RecordingBackend())
+    names = set()
+    for _ in range(2):
+        assert all(row.error is None for row, _ in predictor.predict(_images(synth_dir)[:4], 2))
+        names |= {t.name for t in threading.enumerate() if t.name.startswith("osteoscan-decode")}
+    assert len(names) == 1  # the same thread served both runs
+    predictor.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")]

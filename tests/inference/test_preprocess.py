@@ -40,3 +40,15 @@ def test_softmax_with_temperature_is_stable():
     probs = softmax(np.array([[1000.0, 0.0], [2.0, 0.0]]), temperature=2.0)
     np.testing.assert_allclose(probs[0], [1.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(probs[1, 0], 1 / (1 + np.exp(-1.0)))
+
+
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_normalise_gives_exactly_the_broadcast_formula(in_chans):
+    mean, std = (0.485, 0.456, 0.406)[:in_chans], (0.229, 0.224, 0.225)[:in_chans]
+    squares = np.random.default_rng(0).random((5, 16, 16), dtype=np.float32)
+    batch = Preprocessor(InputSpec(16, in_chans, mean, std, 1)).normalise(list(squares))
+    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    expected = (np.broadcast_to(squares[:, None], batch.shape) - m) / s
+    assert batch.flags.c_contiguous and batch.dtype == np.float32
+    np.testing.assert_array_equal(batch, expected)

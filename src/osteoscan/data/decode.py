@@ -27,6 +27,7 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 SUPPORTED_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES
 
 MIN_SIDE = 32
+FLOAT_BITS = 32  # ImageInfo.bit_depth of a floating-point raster
 _PERMISSION_DENIED = (
     "cannot read file: permission denied; give read access (chmod u+r) or remove it"
 )
@@ -79,7 +80,7 @@ def read_image_with_info(
         pixels, info = _read_raster(path, max_pixels)
     else:
         raise ImageFileError(path, unsupported_reason(path))
-    return _checked(path, pixels), info
+    return _checked(path, pixels, info), info
 
 
 def read_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -90,20 +91,22 @@ def read_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageFileError(path, "file is empty (0 bytes); re-export or remove it")
     source = io.BytesIO(data)
     if data[128:132] == b"DICM":
-        pixels = _read_dicom(path, max_pixels, source)[0]
+        pixels, info = _read_dicom(path, max_pixels, source)
     else:
-        pixels = _read_raster(path, max_pixels, source)[0]
-    return _checked(path, pixels)
+        pixels, info = _read_raster(path, max_pixels, source)
+    return _checked(path, pixels, info)
 
 
-def _checked(path: Path, pixels: np.ndarray) -> np.ndarray:
+def _checked(path: Path, pixels: np.ndarray, info: ImageInfo) -> np.ndarray:
     if min(pixels.shape) < MIN_SIDE:
         raise ImageFileError(
             path,
             f"image is only {pixels.shape[1]}x{pixels.shape[0]} px; at least {MIN_SIDE} px per "
             "side is needed: use the full-size image or remove it",
         )
-    if not np.isfinite(pixels).all():
+    # integer rasters (8 and 16 bit) are finite by construction; float TIFFs and DICOM may not be
+    may_be_non_finite = info.format == "DICOM" or info.bit_depth == FLOAT_BITS
+    if may_be_non_finite and not np.isfinite(pixels).all():
         raise ImageFileError(path, "image contains NaN or infinite values; re-export or remove it")
     return pixels
 
@@ -154,7 +157,7 @@ def _read_raster(
                 if img.format == "JPEG" and mode in ("RGB", "YCbCr"):
                     img.draft("L", None)  # decode luma only: same gray, a third of the work
                 img.load()
-                img = ImageOps.exif_transpose(img)
+                ImageOps.exif_transpose(img, in_place=True)  # in place: no copy when upright
                 pixels, bits = _to_gray(img)
     except ImageFileError:
         raise
@@ -189,7 +192,7 @@ def _to_gray(img: Image.Image) -> tuple[np.ndarray, int]:
         return np.clip(arr / (2**bits - 1), 0.0, 1.0), bits
     if mode == "F":
         arr = np.asarray(img, dtype=np.float32)
-        return _min_max(arr), 32
+        return _min_max(arr), FLOAT_BITS
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))

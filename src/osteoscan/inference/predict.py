@@ -30,6 +30,7 @@ from osteoscan.data.decode import is_supported
 from osteoscan.data.labels import OSTEOPOROSIS
 from osteoscan.errors import BadBundleError, BadConfigError, OsteoscanError
 from osteoscan.files import atomic_write, atomic_write_json, check_writable_dir
+from osteoscan.inference.allocator import keep_freed_memory
 from osteoscan.inference.backends import BACKENDS, DEFAULT_BACKEND, Backend, OnnxBackend
 from osteoscan.inference.bundle_io import check_file, load_torch_net, read_metadata
 from osteoscan.inference.preprocess import PreparedImage, Preprocessor
@@ -80,6 +81,9 @@ class Predictor:
         self.bundle_dir = bundle_dir
         self.preprocessor = Preprocessor(metadata.input, roi=metadata.roi)
         self.positive_index = metadata.class_names.index(OSTEOPOROSIS)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_workers = 0
+        keep_freed_memory()
 
     def probabilities(self, squares: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated class probabilities (N, K) of letterboxed [0, 1] squares."""
@@ -157,22 +161,47 @@ class Predictor:
         self, paths: Sequence[Path], ahead: int, workers: int
     ) -> Iterator[PreparedImage | str]:
         """Each path's prepared image, or its error message, in input order: ``workers``
-        threads decode at most ``ahead`` images beyond the one handed out. Closing the iterator
-        (also on Ctrl-C or an error) cancels what has not started."""
-        pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="osteoscan-decode")
+        threads decode at most ``ahead`` images beyond the one handed out, and an image they
+        have not started yet when it is needed is decoded here instead of waited for (so the
+        first batch, and any stretch where decoding is the slower side, uses this thread too).
+        Closing the iterator (also on Ctrl-C or an error) cancels what has not started."""
+        pool = self._decode_pool(workers)
         todo = iter(paths)
-        pending = deque(pool.submit(self._load, path) for path in islice(todo, max(1, ahead)))
+        pending = deque((p, pool.submit(self._load, p)) for p in islice(todo, max(1, ahead)))
         try:
             while pending:
-                done = pending.popleft()
+                path, done = pending.popleft()
                 following = next(todo, None)
                 if following is not None:
-                    pending.append(pool.submit(self._load, following))
-                yield done.result()
+                    pending.append((following, pool.submit(self._load, following)))
+                yield self._load(path) if done.cancel() else done.result()
         finally:
-            for future in pending:
+            for _, future in pending:
                 future.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """End the decode threads (after the image each one is decoding); predict starts new
+        ones if called again."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _decode_pool(self, workers: int) -> ThreadPoolExecutor:
+        """The decode threads, kept for the predictor's life: a thread that decoded before
+        reuses the memory it freed (a new thread's first images page-fault theirs in)."""
+        workers = max(1, workers)
+        if self._pool is None or self._pool_workers != workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="osteoscan-decode")
+            self._pool_workers = workers
+        return self._pool
 
     def _load(self, path: Path) -> PreparedImage | str:
         try:
@@ -266,13 +295,13 @@ def predict(
 
         check_writable_dir(cam_dir, "--cam")
         explainer = Explainer.from_bundle(bundle_dir)
-    predictor = open_predictor(bundle_dir, backend, threads)
     rows = []
-    for row, image in predictor.predict(paths, batch_size, progress):
-        rows.append(row)
-        if explainer is not None and image is not None:
-            target = Path(cam_dir) / f"{Path(row.path).stem}.cam.png"
-            explainer.explain_prepared(image, Path(row.path).name).save(target)
+    with open_predictor(bundle_dir, backend, threads) as predictor:
+        for row, image in predictor.predict(paths, batch_size, progress):
+            rows.append(row)
+            if explainer is not None and image is not None:
+                target = Path(cam_dir) / f"{Path(row.path).stem}.cam.png"
+                explainer.explain_prepared(image, Path(row.path).name).save(target)
     rows = flatten(rows)
     if out is not None:
         write_rows(rows, out)

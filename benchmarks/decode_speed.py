@@ -1,0 +1,96 @@
+"""Decoding speed: what preparing one radiograph for the network costs, and what the
+allocator setting of :mod:`osteoscan.inference.allocator` changes.
+
+Prints, for glibc's default malloc and for ``keep_freed_memory()`` (each in a fresh process),
+milliseconds and page faults per image for ``Preprocessor.load`` (decode, letterbox) on the
+real JPEGs, run where ``Predictor.predict`` runs it: in a decode thread. Each figure is the
+median over ``--rounds`` passes after one warm-up pass.
+
+    .venv/bin/python benchmarks/decode_speed.py [--data DIR] [--images 32] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "knee-xray-372"
+SIZE = 224
+SETTINGS = ("glibc default", "keep_freed_memory")
+
+
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+
+
+def worker(setting: str, paths: list[Path], rounds: int) -> None:
+    """One setting, one process: prints one JSON line of per-round (ms, faults) per image."""
+    from osteoscan.data.pixels import CONTRACT_VERSION
+    from osteoscan.inference.allocator import keep_freed_memory
+    from osteoscan.inference.preprocess import Preprocessor
+    from osteoscan.metadata import InputSpec
+
+    applied = keep_freed_memory() if setting == SETTINGS[1] else False
+    pre = Preprocessor(InputSpec(SIZE, 3, (0.5,) * 3, (0.25,) * 3, CONTRACT_VERSION))
+    results = []
+
+    def passes() -> None:
+        for round_ in range(rounds + 1):
+            faults, start = _faults(), time.perf_counter()
+            for path in paths:
+                pre.load(path)
+            if round_:  # the first pass warms up
+                elapsed = time.perf_counter() - start
+                results.append((1000 * elapsed / len(paths), (_faults() - faults) / len(paths)))
+
+    thread = threading.Thread(target=passes, name="osteoscan-decode")
+    thread.start()
+    thread.join()
+    print(json.dumps({"applied": applied, "rounds": results}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REAL, help="folder of real radiographs")
+    parser.add_argument("--images", type=int, default=32, help="real JPEGs per pass")
+    parser.add_argument("--rounds", type=int, default=5, help="timed passes per setting")
+    parser.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"no real images at {args.data}; pass --data FOLDER")
+    paths = sorted(p for p in args.data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    paths = paths[: args.images]
+    if not paths:
+        sys.exit(f"no JPEG images under {args.data}")
+    if args.worker:
+        worker(args.worker, paths, args.rounds)
+        return
+    from PIL import Image
+
+    with Image.open(paths[0]) as first:
+        size = "x".join(map(str, first.size))
+    print(
+        f"{len(paths)} real JPEGs (e.g. {size} px) -> {SIZE} px letterbox, in a decode "
+        f"thread; median of {args.rounds} passes after a warm-up"
+    )
+    print(f"{'malloc':20} {'ms/image':>9} {'page faults/image':>18}")
+    for setting in SETTINGS:
+        command = [sys.executable, __file__, "--worker", setting, "--data", str(args.data)]
+        command += ["--images", str(args.images), "--rounds", str(args.rounds)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        ms, faults = np.median(np.asarray(answer["rounds"]), axis=0)
+        label = setting if setting == SETTINGS[0] or answer["applied"] else f"{setting} (n/a)"
+        print(f"{label:20} {ms:9.2f} {faults:18.0f}")
+
+
+if __name__ == "__main__":
+    main()
