@@ -205,3 +205,34 @@ def test_a_warm_cache_starts_no_worker_process(tmp_path: Path, monkeypatch) -> N
     mixed = prepare(paths, SIZE, cache_dir=cache_dir, workers=2)  # 4 misses: decoded in process
     assert contexts == [] and mixed.indices == list(range(40))
     np.testing.assert_array_equal(mixed.pixels[:36], first.pixels)
+
+
+_PREPARE_UNDER_A_SIGTERM_HANDLER = """
+import signal, sys
+from pathlib import Path
+from osteoscan.data.pixels import prepare
+
+# a handler that does not exit (Lightning's during a fit only takes note of the signal)
+signal.signal(signal.SIGTERM, lambda number, frame: None)
+prepared = prepare(sorted(Path(sys.argv[1]).glob("*.png")), 32, workers=2)
+print(len(prepared.indices))
+"""
+
+
+def test_the_decode_pool_ends_when_the_caller_has_a_sigterm_handler(tmp_path: Path) -> None:
+    """Leaving the pool terminates its workers with SIGTERM: one that inherited a handler which
+    does not exit would never end, and prepare would wait for it forever."""
+    import subprocess
+    import sys
+
+    for i in range(40):
+        png(tmp_path / f"{i}.png", i, (40 + i, 60))
+    done = subprocess.run(
+        [sys.executable, "-c", _PREPARE_UNDER_A_SIGTERM_HANDLER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "OSTEOSCAN_CACHE": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "40"

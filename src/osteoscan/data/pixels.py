@@ -17,6 +17,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,13 @@ CONTRACT_VERSION = 1  # bump when decoding or resizing changes, to invalidate di
 ROI_VERSION = 1  # bump when knee localisation or cropping changes, to invalidate cached crops
 # Worker processes for decoding and for the audit when the caller gives none: every core, at most 4.
 DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
+
+
+def _default_sigterm() -> None:
+    """In a decode worker: SIGTERM kills, whatever handler the forking process had. Leaving the
+    pool terminates its workers with SIGTERM; a handler inherited from the caller (Lightning's
+    during a fit, or a user's) that does not exit would leave a worker, and the caller, waiting."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def default_cache_dir() -> Path:
@@ -272,7 +280,8 @@ def prepare(
     decoded = [job for job in jobs if len(job) == 3]
     jobs = [job for job in jobs if len(job) != 3]
     if workers > 1 and len(jobs) >= 32:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        fork = multiprocessing.get_context("fork")
+        with fork.Pool(workers, initializer=_default_sigterm) as pool:
             decoded += pool.map(_prepare_one, jobs, chunksize=8)
     else:
         decoded += [_prepare_one(job) for job in jobs]
