@@ -4,9 +4,13 @@ allocator setting of :mod:`osteoscan.inference.allocator` changes.
 Prints, for glibc's default malloc and for ``keep_freed_memory()`` (each in a fresh process),
 milliseconds and page faults per image for ``Preprocessor.load`` (decode, letterbox) on the
 real JPEGs, run where ``Predictor.predict`` runs it: in a decode thread. Each figure is the
-median over ``--rounds`` passes after one warm-up pass.
+median over ``--rounds`` passes (after one warm-up pass) in each of ``--processes`` fresh
+processes per setting, run alternately. Then the cost of normalising one batch
+of 16 letterboxed images (``Preprocessor.normalise``, on the inference thread between batches)
+against the plain broadcast ``(x - mean) / std`` it replaces (the same values), per setting.
 
     .venv/bin/python benchmarks/decode_speed.py [--data DIR] [--images 32] [--rounds 5]
+        [--processes 3]
 """
 
 from __future__ import annotations
@@ -54,7 +58,36 @@ def worker(setting: str, paths: list[Path], rounds: int) -> None:
     thread = threading.Thread(target=passes, name="osteoscan-decode")
     thread.start()
     thread.join()
-    print(json.dumps({"applied": applied, "rounds": results}))
+    normalise, broadcast = _normalise_times(rounds)
+    print(json.dumps({"applied": applied, "rounds": results, "normalise": [normalise, broadcast]}))
+
+
+def _normalise_times(rounds: int) -> tuple[float, float]:
+    """Median ms per batch of 16 at SIZE px: Preprocessor.normalise, and the broadcast formula."""
+    from osteoscan.data.pixels import CONTRACT_VERSION
+    from osteoscan.inference.preprocess import Preprocessor
+    from osteoscan.metadata import InputSpec
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    pre = Preprocessor(InputSpec(SIZE, 3, mean, std, CONTRACT_VERSION))
+    squares = list(np.random.default_rng(0).random((16, SIZE, SIZE), dtype=np.float32))
+    m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+
+    def broadcast():
+        batch = np.asarray(squares, dtype=np.float32)[:, None]
+        return np.ascontiguousarray((np.broadcast_to(batch, (16, 3, SIZE, SIZE)) - m) / s)
+
+    times = {}
+    for name, run in (("normalise", lambda: pre.normalise(squares)), ("broadcast", broadcast)):
+        run()
+        laps = []
+        for _ in range(max(rounds, 1) * 10):
+            start = time.perf_counter()
+            run()
+            laps.append(1000 * (time.perf_counter() - start))
+        times[name] = float(np.median(laps))
+    return times["normalise"], times["broadcast"]
 
 
 def main() -> None:
@@ -62,6 +95,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REAL, help="folder of real radiographs")
     parser.add_argument("--images", type=int, default=32, help="real JPEGs per pass")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes per setting")
+    parser.add_argument(
+        "--processes", type=int, default=3, help="fresh processes per setting, alternating"
+    )
     parser.add_argument("--worker", choices=SETTINGS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.data.is_dir():
@@ -79,17 +115,27 @@ def main() -> None:
         size = "x".join(map(str, first.size))
     print(
         f"{len(paths)} real JPEGs (e.g. {size} px) -> {SIZE} px letterbox, in a decode "
-        f"thread; median of {args.rounds} passes after a warm-up"
+        f"thread; median of {args.rounds} passes after a warm-up in each of {args.processes} "
+        "fresh processes per setting, run alternately"
     )
-    print(f"{'malloc':20} {'ms/image':>9} {'page faults/image':>18}")
-    for setting in SETTINGS:
-        command = [sys.executable, __file__, "--worker", setting, "--data", str(args.data)]
-        command += ["--images", str(args.images), "--rounds", str(args.rounds)]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        answer = json.loads(done.stdout.strip().splitlines()[-1])
-        ms, faults = np.median(np.asarray(answer["rounds"]), axis=0)
-        label = setting if setting == SETTINGS[0] or answer["applied"] else f"{setting} (n/a)"
-        print(f"{label:20} {ms:9.2f} {faults:18.0f}")
+    print(
+        f"{'malloc':20} {'ms/image':>9} {'page faults/image':>18} {'normalise ms/batch':>19} "
+        f"{'broadcast ms/batch':>19}"
+    )
+    answers: dict[str, list[dict]] = {setting: [] for setting in SETTINGS}
+    for _ in range(args.processes):  # alternating, so a change in the machine's load hits both
+        for setting in SETTINGS:
+            command = [sys.executable, __file__, "--worker", setting, "--data", str(args.data)]
+            command += ["--images", str(args.images), "--rounds", str(args.rounds)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            answers[setting].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for setting, runs in answers.items():
+        rounds = np.concatenate([np.asarray(run["rounds"]) for run in runs])
+        ms, faults = np.median(rounds, axis=0)
+        ours, broadcast = np.median([run["normalise"] for run in runs], axis=0)
+        applied = all(run["applied"] for run in runs)
+        label = setting if setting == SETTINGS[0] or applied else f"{setting} (n/a)"
+        print(f"{label:20} {ms:9.2f} {faults:18.0f} {ours:19.2f} {broadcast:19.2f}")
 
 
 if __name__ == "__main__":

@@ -148,15 +148,16 @@ def load(bundle: Path, backend: str, images: list[Path], args, serve_args: str =
                     if index is None:
                         return
                     sent = time.perf_counter()
+                    connection.timeout = max(1.0, deadline - sent)  # no request outlives the cap
+                    if connection.sock is not None:
+                        connection.sock.settimeout(connection.timeout)
                     try:
                         connection.request(
                             "POST", "/api/v1/predict", bodies[index % len(bodies)], headers
                         )
                         response = connection.getresponse()
-                        response.read()
+                        response.read()  # http.client reconnects if the server closed it
                         key = str(response.status)
-                        if response.getheader("Connection", "").lower() == "close":
-                            connection.close()
                     except (OSError, http.client.HTTPException) as exc:
                         key = type(exc).__name__
                         connection.close()

@@ -50,6 +50,12 @@ def _recording_loads(predictor, monkeypatch):
     return loads
 
 
+def _decode_threads(before: set[threading.Thread]) -> set[threading.Thread]:
+    """Decode threads alive now that were not alive in ``before`` (other tests' predictors may
+    still have theirs)."""
+    return {t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")} - before
+
+
 def _images(synth_dir):
     return sorted((synth_dir / "osteoporosis").glob("*.png")) + sorted(
         (synth_dir / "normal").glob("*.png")
@@ -140,17 +146,20 @@ def test_an_interrupt_stops_promptly_without_decoding_the_rest(
     def interrupt(batch_number):
         raise KeyboardInterrupt
 
+    before = set(threading.enumerate())
     predictor = _predictor(trained_bundle, _RecordingBackend(interrupt))
     loads = _recording_loads(predictor, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         list(predictor.predict(paths, batch_size=4))
+    assert _decode_threads(before)  # the run had its decode thread
     predictor.close()  # waits for a decode that was running
     # the batch being run and at most one batch ahead were decoded, not the 40 images
     assert len(loads) <= 8
-    assert not [t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")]
+    assert not _decode_threads(before)
 
 
 def test_stopping_early_cancels_the_decoding_not_started(trained_bundle, synth_dir, monkeypatch):
+    before = set(threading.enumerate())
     predictor = _predictor(trained_bundle, _RecordingBackend())
     loads = _recording_loads(predictor, monkeypatch)
     rows = predictor.predict(_images(synth_dir)[:40], batch_size=4)
@@ -159,15 +168,16 @@ def test_stopping_early_cancels_the_decoding_not_started(trained_bundle, synth_d
     rows.close()
     predictor.close()
     assert len(loads) <= 8
-    assert not [t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")]
+    assert not _decode_threads(before)
 
 
 def test_the_decode_thread_is_kept_between_runs_and_ends_with_close(trained_bundle, synth_dir):
+    before = set(threading.enumerate())
     predictor = _predictor(trained_bundle, _RecordingBackend())
-    names = set()
+    seen = []
     for _ in range(2):
         assert all(row.error is None for row, _ in predictor.predict(_images(synth_dir)[:4], 2))
-        names |= {t.name for t in threading.enumerate() if t.name.startswith("osteoscan-decode")}
-    assert len(names) == 1  # the same thread served both runs
+        seen.append(_decode_threads(before))
+    assert len(seen[0]) == 1 and seen[1] == seen[0]  # the same thread served both runs
     predictor.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("osteoscan-decode")]
+    assert not _decode_threads(before)

@@ -4,7 +4,7 @@ Decoding and letterboxing one radiograph allocates blocks of a few hundred kB to
 decoded pixels, their float32 copy, the resize), freed milliseconds later. glibc hands such
 blocks back to the kernel at once (a block over its mmap threshold is unmapped; a free heap top
 over the trim threshold is trimmed), so the next image page-faults the same memory back in, one
-4 kB page at a time: ~600 faults per 1,024-px JPEG, about as long as the decoding itself on
+4 kB page at a time: about 500 faults per 1,024-px JPEG, over a quarter of its decode time on
 these VMs (``benchmarks/decode_speed.py`` prints both). Raising the two thresholds keeps the
 blocks for reuse; the price is that a process may hold up to ``TRIM_THRESHOLD`` of freed memory.
 Other C libraries are left as they are.
