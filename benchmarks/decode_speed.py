@@ -2,8 +2,11 @@
 allocator setting of :mod:`osteoscan.inference.allocator` changes.
 
 Prints, for glibc's default malloc and for ``keep_freed_memory()`` (each in a fresh process),
-milliseconds and page faults per image for ``Preprocessor.load`` (decode, letterbox) on the
-real JPEGs, run where ``Predictor.predict`` runs it: in a decode thread. Each figure is the
+milliseconds and page faults per image on the real JPEGs, run where ``Predictor.predict`` runs
+it: in a decode thread. Two paths to the same letterboxed pixels: ``Preprocessor.load`` (an
+8-bit image is resized from the decoder's grey image through a lookup table, never making its
+full-size float array) and "via array", ``letterbox(read_image(path))``, through the full-size
+float32 array (the path of 16-bit PNGs and DICOM, and of 8-bit images before). Each figure is the
 median over ``--rounds`` passes (after one warm-up pass) in each of ``--processes`` fresh
 processes per setting, run alternately. Then the cost of normalising one batch
 of 16 letterboxed images (``Preprocessor.normalise``, on the inference thread between batches)
@@ -36,24 +39,28 @@ def _faults() -> int:
 
 
 def worker(setting: str, paths: list[Path], rounds: int) -> None:
-    """One setting, one process: prints one JSON line of per-round (ms, faults) per image."""
-    from osteoscan.data.pixels import CONTRACT_VERSION
+    """One setting, one process: prints one JSON line of per-round (ms, faults) per image, for
+    each path."""
+    from osteoscan.data.decode import read_image
+    from osteoscan.data.pixels import CONTRACT_VERSION, letterbox
     from osteoscan.inference.allocator import keep_freed_memory
     from osteoscan.inference.preprocess import Preprocessor
     from osteoscan.metadata import InputSpec
 
     applied = keep_freed_memory() if setting == SETTINGS[1] else False
     pre = Preprocessor(InputSpec(SIZE, 3, (0.5,) * 3, (0.25,) * 3, CONTRACT_VERSION))
-    results = []
+    ways = {"load": pre.load, "array": lambda path: letterbox(read_image(path), SIZE)}
+    results: dict[str, list] = {way: [] for way in ways}
 
     def passes() -> None:
         for round_ in range(rounds + 1):
-            faults, start = _faults(), time.perf_counter()
-            for path in paths:
-                pre.load(path)
-            if round_:  # the first pass warms up
-                elapsed = time.perf_counter() - start
-                results.append((1000 * elapsed / len(paths), (_faults() - faults) / len(paths)))
+            for way, prepare in ways.items():
+                faults, start = _faults(), time.perf_counter()
+                for path in paths:
+                    prepare(path)
+                if round_:  # the first pass warms up
+                    elapsed = 1000 * (time.perf_counter() - start) / len(paths)
+                    results[way].append((elapsed, (_faults() - faults) / len(paths)))
 
     thread = threading.Thread(target=passes, name="osteoscan-decode")
     thread.start()
@@ -119,8 +126,8 @@ def main() -> None:
         "fresh processes per setting, run alternately"
     )
     print(
-        f"{'malloc':20} {'ms/image':>9} {'page faults/image':>18} {'normalise ms/batch':>19} "
-        f"{'broadcast ms/batch':>19}"
+        f"{'malloc':20} {'ms/image':>9} {'faults':>7} {'via array':>10} {'faults':>7} "
+        f"{'normalise ms/batch':>19} {'broadcast ms/batch':>19}"
     )
     answers: dict[str, list[dict]] = {setting: [] for setting in SETTINGS}
     for _ in range(args.processes):  # alternating, so a change in the machine's load hits both
@@ -130,12 +137,18 @@ def main() -> None:
             done = subprocess.run(command, capture_output=True, text=True, check=True)
             answers[setting].append(json.loads(done.stdout.strip().splitlines()[-1]))
     for setting, runs in answers.items():
-        rounds = np.concatenate([np.asarray(run["rounds"]) for run in runs])
-        ms, faults = np.median(rounds, axis=0)
+        figures = []
+        for way in ("load", "array"):
+            rounds = np.concatenate([np.asarray(run["rounds"][way]) for run in runs])
+            figures.append(np.median(rounds, axis=0))
+        (ms, faults), (array_ms, array_faults) = figures
         ours, broadcast = np.median([run["normalise"] for run in runs], axis=0)
         applied = all(run["applied"] for run in runs)
         label = setting if setting == SETTINGS[0] or applied else f"{setting} (n/a)"
-        print(f"{label:20} {ms:9.2f} {faults:18.0f} {ours:19.2f} {broadcast:19.2f}")
+        print(
+            f"{label:20} {ms:9.2f} {faults:7.0f} {array_ms:10.2f} {array_faults:7.0f} "
+            f"{ours:19.2f} {broadcast:19.2f}"
+        )
 
 
 if __name__ == "__main__":

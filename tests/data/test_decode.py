@@ -13,7 +13,14 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from osteoscan.data.decode import MIN_SIDE, is_supported, read_image, read_image_with_info
+from osteoscan.data.decode import (
+    MIN_SIDE,
+    decode,
+    is_supported,
+    read_image,
+    read_image_with_info,
+)
+from osteoscan.data.pixels import letterbox
 from osteoscan.errors import BadImageError
 
 HEIGHT, WIDTH = 40, 64
@@ -455,3 +462,32 @@ def test_float_tiff_with_nan_is_refused_naming_the_file(tmp_path) -> None:
     finite = tmp_path / "finite.tif"
     Image.fromarray(ramp().astype(np.float32), mode="F").save(finite)
     assert_contract(read_image(finite))
+
+
+def test_an_8bit_image_s_float_view_is_its_contract_array_for_every_grey_level(tmp_path) -> None:
+    levels = np.arange(256, dtype=np.uint8).reshape(32, 8).repeat(4, axis=1)
+    path = tmp_path / "levels.png"
+    Image.fromarray(levels, mode="L").save(path)
+    pixels = decode(path)
+    expected = levels.astype(np.float32) / np.float32(255.0)
+    np.testing.assert_array_equal(np.asarray(pixels.float_image(), np.float32), expected)
+    np.testing.assert_array_equal(pixels.array, expected)
+    assert pixels.shape == (32, 32)
+
+
+def test_decoded_pixels_letterbox_exactly_as_their_array(tmp_path, dicom_file) -> None:
+    rng = np.random.default_rng(1)
+    files = {
+        "gray.png": Image.fromarray(rng.integers(0, 256, (90, 61), dtype=np.uint8), mode="L"),
+        "rgb.jpg": Image.fromarray(rng.integers(0, 256, (70, 97, 3), dtype=np.uint8)),
+        "deep.png": Image.fromarray(rng.integers(0, 65536, (64, 40), dtype=np.uint16)),
+    }
+    paths = []
+    for name, image in files.items():
+        image.save(tmp_path / name)
+        paths.append(tmp_path / name)
+    paths.append(dicom_file(rng.integers(0, 4096, (48, 80)).astype(np.uint16), bits_stored=12))
+    for path in paths:
+        pixels = decode(path)
+        assert pixels.shape == read_image(path).shape
+        np.testing.assert_array_equal(letterbox(pixels, 40), letterbox(read_image(path), 40))

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from osteoscan.data import pixels as pixels_module
+from osteoscan.data.decode import Pixels
 from osteoscan.data.pixels import letterbox, prepare
 from osteoscan.files import sha256_file
 
@@ -37,7 +38,11 @@ def forbid_decoding(monkeypatch: pytest.MonkeyPatch):
     def refuse(path, max_pixels):
         raise AssertionError(f"{path} was decoded again instead of read from the cache")
 
-    return lambda: monkeypatch.setattr(pixels_module, "read_image", refuse)
+    def forbid() -> None:
+        for decoder in ("decode", "read_image"):  # letterboxes, knee crops
+            monkeypatch.setattr(pixels_module, decoder, refuse)
+
+    return forbid
 
 
 def test_letterbox_keeps_aspect_and_centres_a_wide_image() -> None:
@@ -160,9 +165,9 @@ def test_bad_files_are_not_cached(tmp_path: Path, monkeypatch) -> None:
     assert cache_entries(cache_dir) == []
 
     def fixed(path, max_pixels):  # e.g. a newer decoder that can read it
-        return np.ones((40, 40), np.float32)
+        return Pixels(array=np.ones((40, 40), np.float32))
 
-    monkeypatch.setattr(pixels_module, "read_image", fixed)
+    monkeypatch.setattr(pixels_module, "decode", fixed)
     assert prepare([path], SIZE, cache_dir=cache_dir, workers=1).indices == [0]
 
 

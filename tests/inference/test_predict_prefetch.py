@@ -1,7 +1,7 @@
 """Predictor.predict decodes the next batch in another thread while the model runs this one
-(and decodes itself what that thread has not started): rows stay in input order, a bad file
-keeps its own row, look-ahead is bounded, and an interrupt stops the run without decoding the
-rest."""
+(and decodes itself what that thread has not started, also while it waits): rows stay in input
+order, a bad file keeps its own row, look-ahead is bounded, the first batch runs in halves, and
+an interrupt stops the run without decoding the rest."""
 
 import threading
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from osteoscan.inference import read_metadata
-from osteoscan.inference.predict import Predictor
+from osteoscan.inference.predict import Predictor, batch_ends
 
 
 class _RecordingBackend:
@@ -19,11 +19,13 @@ class _RecordingBackend:
 
     def __init__(self, on_batch=None) -> None:
         self.threads: list[int] = []
+        self.sizes: list[int] = []
         self.batches = 0
         self.on_batch = on_batch
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         self.threads.append(threading.get_ident())
+        self.sizes.append(len(batch))
         self.batches += 1
         if self.on_batch is not None:
             self.on_batch(self.batches)
@@ -181,3 +183,47 @@ def test_the_decode_thread_is_kept_between_runs_and_ends_with_close(trained_bund
     assert len(seen[0]) == 1 and seen[1] == seen[0]  # the same thread served both runs
     predictor.close()
     assert not _decode_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("total", "batch_size", "ends"),
+    [(0, 16, []), (1, 16, [1]), (3, 4, [2, 3]), (10, 4, [2, 4, 8, 10]), (5, 1, [1, 2, 3, 4, 5])],
+)
+def test_batches_are_the_batch_size_after_a_first_batch_in_halves(total, batch_size, ends):
+    assert batch_ends(total, batch_size) == ends
+
+
+def test_the_model_starts_on_half_the_first_batch(trained_bundle, synth_dir):
+    predictor = _predictor(trained_bundle, _RecordingBackend())
+    paths = _images(synth_dir)[:10]
+    rows = [row for row, _ in predictor.predict(paths, batch_size=4)]
+    assert [row.path for row in rows] == [str(p) for p in paths]
+    assert predictor.backend.sizes == [2, 2, 4, 2]
+    predictor.close()
+
+
+def test_while_waiting_for_an_image_this_thread_decodes_its_batch_from_the_end(
+    trained_bundle, synth_dir, monkeypatch
+):
+    paths = _images(synth_dir)[:12]
+    predictor = _predictor(trained_bundle, _RecordingBackend())
+    loads = _recording_loads(predictor, monkeypatch)
+    here = threading.main_thread().ident
+    helped = threading.Event()
+    real_load = predictor.preprocessor.load
+
+    def load(path):
+        if threading.get_ident() == here:
+            helped.set()
+        elif path == paths[0]:  # the decode thread is slow on the first image
+            assert helped.wait(timeout=10), "this thread waited instead of decoding"
+        return real_load(path)
+
+    monkeypatch.setattr(predictor.preprocessor, "load", load)
+    rows = [row for row, _ in predictor.predict(paths, batch_size=8)]  # first batch: 0-3
+    assert [row.path for row in rows] == [str(p) for p in paths]
+    assert all(row.error is None for row in rows)
+    mine = [name for name, thread in loads if thread == here]
+    assert mine and mine[0] == paths[3].name  # the end of the batch the model waits for
+    assert sorted(name for name, _ in loads) == sorted(p.name for p in paths)  # each once
+    predictor.close()

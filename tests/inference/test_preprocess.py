@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from osteoscan.data.pixels import letterbox
+from osteoscan.data.decode import read_image
+from osteoscan.data.pixels import letterbox, prepare
 from osteoscan.inference.preprocess import Letterbox, Preprocessor
 from osteoscan.metadata import InputSpec
 from osteoscan.stats import softmax
@@ -52,3 +54,37 @@ def test_normalise_gives_exactly_the_broadcast_formula(in_chans):
     expected = (np.broadcast_to(squares[:, None], batch.shape) - m) / s
     assert batch.flags.c_contiguous and batch.dtype == np.float32
     np.testing.assert_array_equal(batch, expected)
+
+
+def test_a_plain_load_of_an_8bit_image_makes_its_full_size_array_only_when_asked(tmp_path):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "knee.png"
+    Image.fromarray(rng.integers(0, 256, (120, 70), dtype=np.uint8), mode="L").save(path)
+    image = Preprocessor(InputSpec(48, 3, (0.5,) * 3, (0.25,) * 3, 1)).load(path)
+    np.testing.assert_array_equal(image.square, letterbox(read_image(path), 48))
+    assert image.decoded._array is None  # the prediction did not need it
+    np.testing.assert_array_equal(image.original, read_image(path))  # a heat-map does
+    assert image.geometry == Letterbox(120, 70, 48)
+
+
+@pytest.mark.realdata
+def test_real_radiographs_prepare_as_training_saw_them(real_data, fullres_samples):
+    paths = sorted((real_data / "normal").iterdir())[:6] + sorted(fullres_samples.iterdir())
+    pre = Preprocessor(InputSpec(224, 3, (0.5,) * 3, (0.25,) * 3, 1))
+    trained = prepare(paths, 224, cache_dir=None, workers=1)
+    assert trained.indices == list(range(len(paths)))
+    for path, cached in zip(paths, trained.pixels, strict=True):
+        square = pre.load(path).square
+        np.testing.assert_array_equal(square, letterbox(read_image(path), 224))
+        np.testing.assert_array_equal(square.astype(np.float16), cached)
+
+
+def test_normalise_into_a_batch_row_gives_the_same_values_and_checks_the_shape():
+    pre = Preprocessor(InputSpec(16, 3, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1))
+    squares = np.random.default_rng(3).random((4, 16, 16), dtype=np.float32)
+    batch = np.full((4, 3, 16, 16), np.nan, np.float32)
+    for row in range(4):
+        pre.normalise(squares[row : row + 1], out=batch[row : row + 1])
+    np.testing.assert_array_equal(batch, pre.normalise(list(squares)))
+    with pytest.raises(ValueError, match="needs float32"):
+        pre.normalise(squares[:1], out=np.empty((1, 1, 16, 16), np.float32))

@@ -197,8 +197,10 @@ def test_concurrent_requests_share_model_batches(trained_bundle):
         assert all(r.status_code == 200 for r in responses)
         stats = batcher.stats
         assert stats.images == 8 and stats.batches < 8 and stats.largest > 1
-        probabilities = {r.json()["results"][0]["probability"] for r in responses}
-        assert len(probabilities) == 1  # batching does not change a result
+        probabilities = [r.json()["results"][0]["probability"] for r in responses]
+        # batching changes a result by float rounding at most: CPU kernels (oneDNN on AVX-512,
+        # for one) may sum in another order for another batch size
+        assert max(probabilities) - min(probabilities) < 1e-6
 
 
 def test_onnx_backend_agrees_with_torch(serve_exported, client):

@@ -46,6 +46,48 @@ class ImageFileError(BadImageError):
         self.reason = reason
 
 
+# each 8-bit grey level v as its contract value, float32 v / 255 (Pillow's L -> F lookup table)
+_GRAY_LEVELS = (np.arange(256, dtype=np.float32) / np.float32(255.0)).tolist()
+
+
+class Pixels:
+    """One decoded image in the intensity contract, kept in the form its decoder made: an
+    8-bit grey Pillow image (8-bit JPEG, PNG, TIFF, BMP) or a float32 array (16-bit, float,
+    DICOM). :attr:`array` is the contract's 2-D float32 array, made once when first asked for;
+    :meth:`float_image` gives the same values as a Pillow 'F' image, what the letterbox resizes.
+    So letterboxing an 8-bit image never makes its full-size array: one lookup-table pass in
+    Pillow instead of a float conversion plus a copy into Pillow (``benchmarks/decode_speed.py``),
+    and a prepared image waiting for the model holds 1 byte per pixel instead of 4."""
+
+    def __init__(self, *, array: np.ndarray | None = None, gray: Image.Image | None = None):
+        if (array is None) == (gray is None) or (gray is not None and gray.mode != "L"):
+            raise ValueError("Pixels holds either a float32 array or an 8-bit 'L' image")
+        self._gray = gray
+        self._array = array
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width)."""
+        if self._gray is not None:
+            return self._gray.height, self._gray.width
+        return int(self._array.shape[0]), int(self._array.shape[1])
+
+    @property
+    def array(self) -> np.ndarray:
+        """The 2-D float32 contract array."""
+        if self._array is None:
+            pixels = np.asarray(self._gray, dtype=np.float32)
+            pixels /= 255.0  # in place: the same values as "/ 255.0" without a second copy
+            self._array = pixels
+        return self._array
+
+    def float_image(self) -> Image.Image:
+        """A new Pillow 'F' image of :attr:`array`'s values (bit for bit)."""
+        if self._gray is not None:
+            return self._gray.point(_GRAY_LEVELS, "F")
+        return Image.fromarray(np.asarray(self._array, dtype=np.float32), mode="F")
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What a file says about itself before and while decoding (used by the audit)."""
@@ -63,12 +105,22 @@ def is_supported(path: Path) -> bool:
 
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode ``path`` to the intensity contract (see module docstring)."""
-    return read_image_with_info(path, max_pixels)[0]
+    return decode_with_info(path, max_pixels)[0].array
 
 
 def read_image_with_info(
     path: Path, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, ImageInfo]:
+    pixels, info = decode_with_info(path, max_pixels)
+    return pixels.array, info
+
+
+def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pixels:
+    """Decode ``path`` to the intensity contract, as :class:`Pixels`."""
+    return decode_with_info(path, max_pixels)[0]
+
+
+def decode_with_info(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Pixels, ImageInfo]:
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(path, read_error_reason(FileNotFoundError()))
@@ -86,6 +138,11 @@ def read_image_with_info(
 def read_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image held in memory (an upload) to the intensity contract; ``name`` is used
     in messages only. DICOM is recognised by its 'DICM' marker, anything else goes to Pillow."""
+    return decode_bytes(data, name, max_pixels).array
+
+
+def decode_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Pixels:
+    """:func:`read_image_bytes`, as :class:`Pixels`."""
     path = Path(name)
     if not data:
         raise ImageFileError(path, "file is empty (0 bytes); re-export or remove it")
@@ -97,16 +154,17 @@ def read_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXEL
     return _checked(path, pixels, info)
 
 
-def _checked(path: Path, pixels: np.ndarray, info: ImageInfo) -> np.ndarray:
-    if min(pixels.shape) < MIN_SIDE:
+def _checked(path: Path, pixels: Pixels, info: ImageInfo) -> Pixels:
+    height, width = pixels.shape
+    if min(height, width) < MIN_SIDE:
         raise ImageFileError(
             path,
-            f"image is only {pixels.shape[1]}x{pixels.shape[0]} px; at least {MIN_SIDE} px per "
+            f"image is only {width}x{height} px; at least {MIN_SIDE} px per "
             "side is needed: use the full-size image or remove it",
         )
     # integer rasters (8 and 16 bit) are finite by construction; float TIFFs and DICOM may not be
     may_be_non_finite = info.format == "DICOM" or info.bit_depth == FLOAT_BITS
-    if may_be_non_finite and not np.isfinite(pixels).all():
+    if may_be_non_finite and not np.isfinite(pixels.array).all():
         raise ImageFileError(path, "image contains NaN or infinite values; re-export or remove it")
     return pixels
 
@@ -145,7 +203,7 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
 
 def _read_raster(
     path: Path, max_pixels: int, source: BinaryIO | None = None
-) -> tuple[np.ndarray, ImageInfo]:
+) -> tuple[Pixels, ImageInfo]:
     """Decode ``source`` (default: the file at ``path``); ``path`` names it in messages."""
     try:
         with warnings.catch_warnings():
@@ -177,30 +235,29 @@ def _read_raster(
         raise ImageFileError(
             path, f"image is corrupt or truncated ({exc}); re-export it or remove it"
         ) from exc
-    info = ImageInfo(fmt, mode, bits, pixels.shape[1], pixels.shape[0])
+    height, width = pixels.shape
+    info = ImageInfo(fmt, mode, bits, width, height)
     return pixels, info
 
 
-def _to_gray(img: Image.Image) -> tuple[np.ndarray, int]:
+def _to_gray(img: Image.Image) -> tuple[Pixels, int]:
     """One channel in [0, 1], scaled by the mode's bit depth. Returns (pixels, bit_depth)."""
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return np.asarray(img, dtype=np.float32) / 65535.0, 16
+        return Pixels(array=np.asarray(img, dtype=np.float32) / 65535.0), 16
     if mode == "I":
         arr = np.asarray(img, dtype=np.float32)
         bits = 16 if arr.max(initial=0) > 255 else 8
-        return np.clip(arr / (2**bits - 1), 0.0, 1.0), bits
+        return Pixels(array=np.clip(arr / (2**bits - 1), 0.0, 1.0)), bits
     if mode == "F":
         arr = np.asarray(img, dtype=np.float32)
-        return _min_max(arr), FLOAT_BITS
+        return Pixels(array=_min_max(arr)), FLOAT_BITS
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
-    if mode != "L":
-        img = img.convert("RGB").convert("L")
-    pixels = np.asarray(img, dtype=np.float32)
-    pixels /= 255.0  # in place: the same values as "/ 255.0" without a second image in memory
-    return pixels, 8
+    # a copy of the file's own image: closing the file frees that one's pixels
+    gray = img.copy() if mode == "L" else img.convert("RGB").convert("L")
+    return Pixels(gray=gray), 8
 
 
 def _min_max(arr: np.ndarray) -> np.ndarray:
@@ -212,7 +269,7 @@ def _min_max(arr: np.ndarray) -> np.ndarray:
 
 def _read_dicom(
     path: Path, max_pixels: int, source: BinaryIO | None = None
-) -> tuple[np.ndarray, ImageInfo]:
+) -> tuple[Pixels, ImageInfo]:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut
@@ -261,7 +318,7 @@ def _read_dicom(
         pixels = 1.0 - pixels
     bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
     info = ImageInfo("DICOM", photometric, bits, int(raw.shape[1]), int(raw.shape[0]))
-    return pixels.astype(np.float32), info
+    return Pixels(array=pixels.astype(np.float32)), info
 
 
 def _first(value) -> float:

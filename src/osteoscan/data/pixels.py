@@ -28,6 +28,8 @@ from PIL import Image
 from osteoscan.data.decode import (
     DEFAULT_MAX_PIXELS,
     ImageFileError,
+    Pixels,
+    decode,
     read_error_reason,
     read_image,
 )
@@ -56,17 +58,19 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("OSTEOSCAN_CACHE", Path.home() / ".cache" / "osteoscan")) / "pixels"
 
 
-def letterbox(pixels: np.ndarray, size: int) -> np.ndarray:
+def letterbox(pixels: np.ndarray | Pixels, size: int) -> np.ndarray:
     """Resize so the longer side is ``size`` (antialiased), then pad with black to size x size.
 
-    The aspect ratio is kept: a narrow knee is padded, never stretched.
+    The aspect ratio is kept: a narrow knee is padded, never stretched. ``pixels``: the
+    contract's 2-D array, or the decoder's :class:`~osteoscan.data.decode.Pixels` (the same
+    result; an 8-bit image is then resized without making its full-size float array).
     """
+    if not isinstance(pixels, Pixels):
+        pixels = Pixels(array=pixels)
     height, width = pixels.shape
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = Image.fromarray(np.asarray(pixels, dtype=np.float32), mode="F").resize(
-        (new_w, new_h), Image.Resampling.BILINEAR
-    )
+    resized = pixels.float_image().resize((new_w, new_h), Image.Resampling.BILINEAR)
     out = np.zeros((size, size), dtype=np.float32)
     top, left = (size - new_h) // 2, (size - new_w) // 2
     np.clip(np.asarray(resized), 0.0, 1.0, out=out[top : top + new_h, left : left + new_w])
@@ -198,7 +202,7 @@ def _prepare_one(args: _Job) -> tuple[int, object, str]:
     path = Path(path_str)
     try:
         if roi is None:
-            outcome: np.ndarray | _Crops = letterbox(read_image(path, max_pixels), size).astype(
+            outcome: np.ndarray | _Crops = letterbox(decode(path, max_pixels), size).astype(
                 np.float16
             )
         else:

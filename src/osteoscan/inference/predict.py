@@ -17,9 +17,10 @@ import csv
 import io
 import logging
 import sys
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from itertools import islice
 from pathlib import Path
@@ -87,8 +88,11 @@ class Predictor:
 
     def probabilities(self, squares: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated class probabilities (N, K) of letterboxed [0, 1] squares."""
-        logits = self.backend.logits(self.preprocessor.normalise(squares))
-        return softmax(logits, self.metadata.temperature)
+        return self._scored(self.preprocessor.normalise(squares))
+
+    def _scored(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities (N, K) of normalised network input (N, C, S, S)."""
+        return softmax(self.backend.logits(batch), self.metadata.temperature)
 
     def rows_for(self, paths: Sequence[Path], probs: np.ndarray) -> list[PredictionRow]:
         """One whole-image row per path and probability vector."""
@@ -127,19 +131,43 @@ class Predictor:
         failed); for a knee-ROI bundle each row holds its knees' rows in ``knees``.
 
         ``decode_workers`` threads decode and letterbox the next batch while the model runs the
-        current one, at most one batch ahead (so memory stays bounded)."""
+        current one, at most ``batch_size`` images ahead (so memory stays bounded); the
+        batches are :func:`batch_ends`'s."""
         bar = _Progress(len(paths)) if progress else None
-        decoded = self._decoded(paths, ahead=batch_size, workers=decode_workers)
+        ends = batch_ends(len(paths), batch_size)
+        starts = [0, *ends[:-1]]
+        buffers: dict[int, np.ndarray] = {}
+
+        def slot(index: int) -> np.ndarray | None:
+            """Where the decode thread writes image ``index``'s network input: its row of its
+            batch's input array (a knee-ROI image has as many inputs as knees: None)."""
+            if self.preprocessor.roi is not None:
+                return None
+            number = bisect_right(ends, index)
+            if number not in buffers:
+                spec = self.preprocessor.spec
+                size, channels = spec.image_size, spec.in_chans
+                rows = ends[number] - starts[number]
+                buffers[number] = np.empty((rows, channels, size, size), np.float32)
+            return buffers[number][index - starts[number] : index - starts[number] + 1]
+
+        decoded = self._decoded(paths, ends, batch_size, decode_workers, slot)
         try:
-            for start in range(0, len(paths), batch_size):
-                chunk = paths[start : start + batch_size]
-                loaded = [next(decoded) for _ in chunk]
-                good = [i for i, item in enumerate(loaded) if isinstance(item, PreparedImage)]
+            for number, (start, end) in enumerate(zip(starts, ends, strict=True)):
+                chunk = paths[start:end]
+                results = [next(decoded) for _ in chunk]
+                assembled = buffers.pop(number, None)
+                good = [i for i, item in enumerate(results) if isinstance(item, tuple)]
+                loaded = [item[0] if isinstance(item, tuple) else item for item in results]
                 rows = {}
                 if good:
-                    probs = self.probabilities([x for i in good for x in loaded[i].inputs])
-                    ends = np.cumsum([len(loaded[i].inputs) for i in good])
-                    for i, own in zip(good, np.split(probs, ends[:-1]), strict=True):
+                    if assembled is None:  # knee crops: each image's own inputs
+                        batch = np.concatenate([results[i][1] for i in good])
+                    else:  # written in place by the decode threads; a failed file's row left out
+                        batch = assembled if len(good) == len(chunk) else assembled[good]
+                    probs = self._scored(batch)
+                    splits = np.cumsum([len(loaded[i].inputs) for i in good])
+                    for i, own in zip(good, np.split(probs, splits[:-1]), strict=True):
                         rows[i] = self.image_row(str(chunk[i]), loaded[i], own)
                 for i, (path, item) in enumerate(zip(chunk, loaded, strict=True)):
                     if isinstance(item, PreparedImage):
@@ -158,26 +186,61 @@ class Predictor:
                 bar.close()
 
     def _decoded(
-        self, paths: Sequence[Path], ahead: int, workers: int
-    ) -> Iterator[PreparedImage | str]:
-        """Each path's prepared image, or its error message, in input order: ``workers``
-        threads decode at most ``ahead`` images beyond the one handed out, and an image they
-        have not started yet when it is needed is decoded here instead of waited for (so the
-        first batch, and any stretch where decoding is the slower side, uses this thread too).
-        Closing the iterator (also on Ctrl-C or an error) cancels what has not started."""
+        self,
+        paths: Sequence[Path],
+        ends: Sequence[int],
+        ahead: int,
+        workers: int,
+        slot: Callable[[int], np.ndarray | None],
+    ) -> Iterator[tuple[PreparedImage, np.ndarray] | str]:
+        """Each path's :meth:`_load` (into ``slot(index)``), in input order: ``workers`` threads decode at most
+        ``ahead`` images beyond the one handed out, from the front. This thread never waits
+        idle on them: an image they have not started when it is needed is decoded here, and
+        while the one needed is still being decoded this thread decodes the last image of the
+        same batch (batches end at ``ends``) that nobody has started. So the first batch (which
+        the model has to wait for), and any stretch where decoding is the slower side, is
+        decoded by both threads. Closing the iterator (also on Ctrl-C or an error) cancels what
+        has not started."""
         pool = self._decode_pool(workers)
-        todo = iter(paths)
-        pending = deque((p, pool.submit(self._load, p)) for p in islice(todo, max(1, ahead)))
+        todo = enumerate(paths)
+
+        def job(index: int, path: Path) -> tuple[int, Path, np.ndarray | None, Future]:
+            out = slot(index)
+            return index, path, out, pool.submit(self._load, path, out)
+
+        pending: deque[tuple[int, Path, np.ndarray | None, Future]] = deque(
+            job(index, path) for index, path in islice(todo, max(1, ahead))
+        )
         try:
             while pending:
-                path, done = pending.popleft()
+                index, path, out, done = pending.popleft()
                 following = next(todo, None)
                 if following is not None:
-                    pending.append((following, pool.submit(self._load, following)))
-                yield self._load(path) if done.cancel() else done.result()
+                    pending.append(job(*following))
+                if done.cancel():
+                    yield self._load(path, out)
+                    continue
+                batch_end = ends[bisect_right(ends, index)]
+                while not done.done() and self._decode_one_not_started(pending, batch_end):
+                    pass
+                yield done.result()
         finally:
-            for _, future in pending:
+            for *_, future in pending:
                 future.cancel()
+
+    def _decode_one_not_started(
+        self, pending: deque[tuple[int, Path, np.ndarray | None, Future]], batch_end: int
+    ) -> bool:
+        """Decode here the last image before ``batch_end`` that no decode thread has started,
+        keeping its result in its place; False when there is none."""
+        for position in range(len(pending) - 1, -1, -1):
+            index, path, out, future = pending[position]
+            if index < batch_end and future.cancel():
+                result: Future = Future()
+                result.set_result(self._load(path, out))
+                pending[position] = (index, path, out, result)
+                return True
+        return False
 
     def close(self) -> None:
         """End the decode threads (after the image each one is decoding); predict starts new
@@ -203,11 +266,28 @@ class Predictor:
             self._pool_workers = workers
         return self._pool
 
-    def _load(self, path: Path) -> PreparedImage | str:
+    def _load(
+        self, path: Path, out: np.ndarray | None = None
+    ) -> tuple[PreparedImage, np.ndarray] | str:
+        """The prepared image and its normalised network input, written into ``out`` when
+        given (its row of the batch, so the inference thread need not normalise or copy:
+        the decode thread has time to spare while the model runs), or the error message."""
         try:
-            return self.preprocessor.load(path)
+            image = self.preprocessor.load(path)
         except OsteoscanError as exc:
             return str(exc)
+        return image, self.preprocessor.normalise(image.inputs, out)
+
+
+def batch_ends(total: int, batch_size: int) -> list[int]:
+    """Where each batch of a run of ``total`` images ends: every ``batch_size`` images, except
+    that the first batch is run in two halves, so the model starts once half a batch is decoded
+    (on a small model the first batch's decoding is a large part of a short run)."""
+    if total <= 0:
+        return []
+    batch_size = max(1, batch_size)
+    half = min(total, max(1, batch_size // 2))
+    return sorted({half, *range(batch_size, total, batch_size), total})
 
 
 def flatten(rows: Iterable[PredictionRow]) -> list[PredictionRow]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from osteoscan.data.decode import DEFAULT_MAX_PIXELS, read_image, read_image_bytes
+from osteoscan.data.decode import DEFAULT_MAX_PIXELS, Pixels, decode, decode_bytes
 from osteoscan.data.pixels import letterbox
 from osteoscan.errors import BadImageError
 from osteoscan.metadata import InputSpec
@@ -57,13 +57,19 @@ class Letterbox:
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """One decoded image: the original pixels, the letterboxed square and their geometry, and
+    """One decoded image: the decoder's pixels, the letterboxed square and their geometry, and
     for a knee-ROI bundle the crop of each knee (image left to right), which the network sees."""
 
-    original: np.ndarray
+    decoded: Pixels
     square: np.ndarray
     geometry: Letterbox
     crops: tuple[Crop, ...] = ()
+
+    @property
+    def original(self) -> np.ndarray:
+        """The full-size contract pixels (made when first asked for: a heat-map or a preview
+        needs them, the prediction does not)."""
+        return self.decoded.array
 
     @property
     def inputs(self) -> list[np.ndarray]:
@@ -87,29 +93,33 @@ class Preprocessor:
         """Decode and letterbox (or crop the knees of) ``path``; raises BadImageError naming the
         file, also when a knee-ROI bundle finds no knee in it."""
         path = Path(path)
-        original = read_image(path, self.max_pixels)
+        decoded = decode(path, self.max_pixels)
         spacing = pixel_spacing(path) if self.roi is not None else None
-        return self.from_pixels(original, spacing, source=str(path))
+        return self.from_pixels(decoded, spacing, source=str(path))
 
     def load_bytes(self, data: bytes, name: str) -> PreparedImage:
         """Decode and letterbox an image held in memory (an upload; nothing touches the disk);
         ``name`` is used in messages. Raises BadImageError."""
-        original = read_image_bytes(data, name, self.max_pixels)
+        decoded = decode_bytes(data, name, self.max_pixels)
         spacing = pixel_spacing(data) if self.roi is not None else None
-        return self.from_pixels(original, spacing, source=name)
+        return self.from_pixels(decoded, spacing, source=name)
 
     def from_pixels(
         self,
-        original: np.ndarray,
+        decoded: np.ndarray | Pixels,
         pixel_spacing: tuple[float, float] | None = None,
         source: str = "image",
     ) -> PreparedImage:
-        """Letterbox already-decoded contract pixels (2-D float in [0, 1]); with the bundle's
-        knee ROI also crop each knee (``pixel_spacing``: DICOM row, column mm, if known)."""
+        """Letterbox already-decoded contract pixels (2-D float in [0, 1], or the decoder's
+        :class:`Pixels`); with the bundle's knee ROI also crop each knee (``pixel_spacing``:
+        DICOM row, column mm, if known)."""
+        if not isinstance(decoded, Pixels):
+            decoded = Pixels(array=np.asarray(decoded, dtype=np.float32))
         size = self.spec.image_size
-        geometry = Letterbox(int(original.shape[0]), int(original.shape[1]), size)
+        geometry = Letterbox(*decoded.shape, size)
         crops: tuple[Crop, ...] = ()
         if self.roi is not None:
+            original = decoded.array
             detection = find_knees(original, self.roi, pixel_spacing)
             if not detection.found:
                 raise BadImageError(
@@ -117,16 +127,23 @@ class Preprocessor:
                     "crops: give an AP knee radiograph (check it with 'osteoscan roi')"
                 )
             crops = tuple(crop_knees(original, detection, self.roi, size))
-        return PreparedImage(original, letterbox(original, size), geometry, crops)
+        return PreparedImage(decoded, letterbox(decoded, size), geometry, crops)
 
-    def normalise(self, squares: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        """(N, S, S) letterboxed [0, 1] pixels -> (N, C, S, S) float32 network input.
+    def normalise(
+        self, squares: Sequence[np.ndarray] | np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(N, S, S) letterboxed [0, 1] pixels -> (N, C, S, S) float32 network input, written
+        into ``out`` when given (e.g. an image's rows of a batch being assembled).
 
         Written channel by channel into one output array: the same values as broadcasting
         ``(x - mean) / std``, without its two batch-sized temporaries (each freshly page-faulted
         per batch under glibc's default malloc: ``benchmarks/decode_speed.py``)."""
         batch = np.asarray(squares, dtype=np.float32)
-        out = np.empty((batch.shape[0], self.spec.in_chans, *batch.shape[1:]), np.float32)
+        shape = (batch.shape[0], self.spec.in_chans, *batch.shape[1:])
+        if out is None:
+            out = np.empty(shape, np.float32)
+        elif out.shape != shape or out.dtype != np.float32:
+            raise ValueError(f"normalise: out is {out.dtype} {out.shape}, needs float32 {shape}")
         for channel, (mean, std) in enumerate(zip(self._mean, self._std, strict=True)):
             np.subtract(batch, mean, out=out[:, channel])
             np.divide(out[:, channel], std, out=out[:, channel])
