@@ -193,14 +193,14 @@ class Predictor:
         workers: int,
         slot: Callable[[int], np.ndarray | None],
     ) -> Iterator[tuple[PreparedImage, np.ndarray] | str]:
-        """Each path's :meth:`_load` (into ``slot(index)``), in input order: ``workers`` threads decode at most
-        ``ahead`` images beyond the one handed out, from the front. This thread never waits
-        idle on them: an image they have not started when it is needed is decoded here, and
-        while the one needed is still being decoded this thread decodes the last image of the
-        same batch (batches end at ``ends``) that nobody has started. So the first batch (which
-        the model has to wait for), and any stretch where decoding is the slower side, is
-        decoded by both threads. Closing the iterator (also on Ctrl-C or an error) cancels what
-        has not started."""
+        """Each path's :meth:`_load` (written into ``slot(index)``), in input order: ``workers``
+        threads decode at most ``ahead`` images beyond the one handed out, from the front. This
+        thread never waits idle on them: an image they have not started when it is needed is
+        decoded here, and while the one needed is still being decoded this thread decodes the
+        last image of the same batch (batches end at ``ends``) that nobody has started. So the
+        first batch (which the model has to wait for), and any stretch where decoding is the
+        slower side, is decoded by both threads. Closing the iterator (also on Ctrl-C or an
+        error) cancels what has not started."""
         pool = self._decode_pool(workers)
         todo = enumerate(paths)
 
