@@ -97,7 +97,12 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="results .csv or .json (else stdout)")
     p.add_argument("--cam", type=Path, default=None, help="also write Grad-CAM overlays here")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help=backend_help)
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help="images per batch once running (the first batches are smaller: 2, then +1/8 each)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)

@@ -1,7 +1,7 @@
 """Predictor.predict decodes the next batch in another thread while the model runs this one
 (and decodes itself what that thread has not started, also while it waits): rows stay in input
-order, a bad file keeps its own row, look-ahead is bounded, the first batch runs in halves, and
-an interrupt stops the run without decoding the rest."""
+order, a bad file keeps its own row, look-ahead is bounded, the batches start at two images and
+grow to the batch size, and an interrupt stops the run without decoding the rest."""
 
 import threading
 
@@ -93,7 +93,7 @@ def test_the_next_batch_is_decoded_off_the_inference_thread_while_the_model_runs
     next_batch_started = threading.Event()
 
     def first_batch_waits_for_the_next_decode(batch_number):
-        if batch_number == 1:  # the model is busy with images 0-3: image 4 must be decoding
+        if batch_number == 1:  # the model is busy with images 0-1: image 2 must be decoding
             assert next_batch_started.wait(timeout=10), "the next batch was not decoded meanwhile"
 
     predictor = _predictor(trained_bundle, _RecordingBackend(first_batch_waits_for_the_next_decode))
@@ -101,16 +101,16 @@ def test_the_next_batch_is_decoded_off_the_inference_thread_while_the_model_runs
     real_load = predictor.preprocessor.load
 
     def load(path):
-        if path == paths[4]:
+        if path == paths[2]:
             next_batch_started.set()
         return real_load(path)
 
     monkeypatch.setattr(predictor.preprocessor, "load", load)
-    rows = [row for row, _ in predictor.predict(paths, batch_size=4)]
+    rows = [row for row, _ in predictor.predict(paths, batch_size=4)]  # batches 0-1, 2-4, 5-7
     assert [row.path for row in rows] == [str(p) for p in paths]
     inference_threads = set(predictor.backend.threads)
     assert inference_threads == {threading.get_ident()}
-    (decoded_meanwhile,) = [thread for name, thread in loads if name == paths[4].name]
+    (decoded_meanwhile,) = [thread for name, thread in loads if name == paths[2].name]
     assert decoded_meanwhile not in inference_threads
 
 
@@ -187,18 +187,38 @@ def test_the_decode_thread_is_kept_between_runs_and_ends_with_close(trained_bund
 
 @pytest.mark.parametrize(
     ("total", "batch_size", "ends"),
-    [(0, 16, []), (1, 16, [1]), (3, 4, [2, 3]), (10, 4, [2, 4, 8, 10]), (5, 1, [1, 2, 3, 4, 5])],
+    [
+        (0, 16, []),
+        (1, 16, [1]),
+        (3, 4, [2, 3]),
+        (10, 4, [2, 5, 9, 10]),
+        (5, 1, [1, 2, 3, 4, 5]),
+        (96, 16, [2, 5, 9, 14, 20, 27, 35, 44, 54, 65, 77, 90, 96]),
+    ],
 )
-def test_batches_are_the_batch_size_after_a_first_batch_in_halves(total, batch_size, ends):
+def test_batches_start_at_two_images_and_grow_to_the_batch_size(total, batch_size, ends):
     assert batch_ends(total, batch_size) == ends
 
 
-def test_the_model_starts_on_half_the_first_batch(trained_bundle, synth_dir):
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 8, 16, 64, 256])
+def test_batch_sizes_grow_by_an_eighth_and_stay_at_the_batch_size(batch_size):
+    ends = batch_ends(5000, batch_size)
+    sizes = np.diff([0, *ends])
+    assert ends[-1] == 5000 and sizes.min() >= 1 and sizes.max() == batch_size
+    assert sizes[0] == min(2, batch_size)
+    grown = sizes[:-1]  # the last batch is what is left
+    steps = np.diff(grown)
+    assert (steps >= 0).all() and (steps <= np.maximum(1, grown[:-1] // 8)).all()
+    reached = int(np.argmax(grown == batch_size))
+    assert (grown[reached:] == batch_size).all()
+
+
+def test_the_model_starts_on_two_images_and_the_batches_grow(trained_bundle, synth_dir):
     predictor = _predictor(trained_bundle, _RecordingBackend())
     paths = _images(synth_dir)[:10]
     rows = [row for row, _ in predictor.predict(paths, batch_size=4)]
     assert [row.path for row in rows] == [str(p) for p in paths]
-    assert predictor.backend.sizes == [2, 2, 4, 2]
+    assert predictor.backend.sizes == [2, 3, 4, 1]
     predictor.close()
 
 
@@ -220,10 +240,10 @@ def test_while_waiting_for_an_image_this_thread_decodes_its_batch_from_the_end(
         return real_load(path)
 
     monkeypatch.setattr(predictor.preprocessor, "load", load)
-    rows = [row for row, _ in predictor.predict(paths, batch_size=8)]  # first batch: 0-3
+    rows = [row for row, _ in predictor.predict(paths, batch_size=8)]  # batches 0-1, 2-4, ...
     assert [row.path for row in rows] == [str(p) for p in paths]
     assert all(row.error is None for row in rows)
     mine = [name for name, thread in loads if thread == here]
-    assert mine and mine[0] == paths[3].name  # the end of the batch the model waits for
+    assert mine and mine[0] == paths[1].name  # the end of the batch the model waits for
     assert sorted(name for name, _ in loads) == sorted(p.name for p in paths)  # each once
     predictor.close()

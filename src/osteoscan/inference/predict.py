@@ -280,14 +280,23 @@ class Predictor:
 
 
 def batch_ends(total: int, batch_size: int) -> list[int]:
-    """Where each batch of a run of ``total`` images ends: every ``batch_size`` images, except
-    that the first batch is run in two halves, so the model starts once half a batch is decoded
-    (on a small model the first batch's decoding is a large part of a short run)."""
-    if total <= 0:
-        return []
-    batch_size = max(1, batch_size)
-    half = min(total, max(1, batch_size // 2))
-    return sorted({half, *range(batch_size, total, batch_size), total})
+    """Where each batch of a run of ``total`` images ends. The batches start small and grow to
+    ``batch_size``: 2 images, then each one larger by an eighth (at least one image). A batch cannot
+    start before its images are decoded, and the decode thread can only decode the next batch while
+    the model runs this one; when decoding an image takes nearly as long as inferring it, a batch
+    larger than the one before must wait for the difference. Small first batches let the model start
+    after one image's decoding (two threads decode the first two) and keep each wait short; on a
+    CPU a small batch is about as fast per image as a large one, or faster
+    (``benchmarks/predict_pipeline.py``).
+    The batches depend only on ``total`` and ``batch_size``: a run gives the same numbers however
+    fast its threads are."""
+    ends: list[int] = []
+    size, end = min(2, max(1, batch_size)), 0
+    while end < total:
+        end = min(total, end + size)
+        ends.append(end)
+        size = min(max(1, batch_size), size + max(1, size // 8))
+    return ends
 
 
 def flatten(rows: Iterable[PredictionRow]) -> list[PredictionRow]:
