@@ -123,6 +123,14 @@ def _backend(name: str, model: str, onnx_dir: Path, threads: int):
     return OnnxBackend(file, threads)
 
 
+def bare_rate(backend, batch: np.ndarray, calls: int) -> float:
+    """img/s of ``calls`` back-to-back calls of the bare model on one prepared batch."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        backend.logits(batch)
+    return calls * len(batch) / (time.perf_counter() - start)
+
+
 def _peak_rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -156,10 +164,7 @@ def worker(model: str, name: str, onnx_dir: Path, paths: list[Path], args) -> No
         bare = end_to_end = 0.0
         pairs, began = 0, time.perf_counter()
         while pairs < MAX_PAIRS and (pairs == 0 or time.perf_counter() - began < args.min_seconds):
-            start = time.perf_counter()
-            for _ in range(calls):
-                backend.logits(prepared)
-            bare = max(bare, calls * len(prepared) / (time.perf_counter() - start))
+            bare = max(bare, bare_rate(backend, prepared, calls))
             start = time.perf_counter()
             rows = [row for row, _ in predictor.predict(e2e_paths, BATCH)]
             end_to_end = max(end_to_end, len(rows) / (time.perf_counter() - start))

@@ -74,13 +74,7 @@ def _best_rate(backend, batch: np.ndarray, images: int, repeats: int) -> float:
     """Best img/s over ``repeats`` passes of ``images`` images in batches of ``len(batch)``."""
     calls = max(1, images // len(batch))
     backend.logits(batch)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            backend.logits(batch)
-        best = min(best, time.perf_counter() - start)
-    return calls * len(batch) / best
+    return max(common.bare_rate(backend, batch, calls) for _ in range(repeats))
 
 
 def _one_run(predictor, timed, paths, prepared, schedule) -> dict:
@@ -169,7 +163,12 @@ def main() -> None:
     for name, results in runs.items():
 
         def median(key: str, scale: float = 1.0, rows=results) -> float:
-            return scale * float(np.median([r.get(key, 0.0) for r in rows]))
+            """Over the runs that have ``key`` (a run where the caller decoded nothing has no
+            caller ms); image counts count such a run as 0."""
+            present = [r[key] for r in rows if key in r]
+            if key.endswith(" n"):
+                present += [0] * (len(rows) - len(present))
+            return scale * float(np.median(present)) if present else float("nan")
 
         print(
             f"{name:10} {median('e2e'):9.1f} {median('ratio'):8.2f} {median('fill', 1e3):8.1f} "
